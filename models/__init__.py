@@ -1,0 +1,21 @@
+"""svgan.models: the networks (PyTorch) and their checkpoint loaders.
+
+* `Generator` — StyleGAN2 (rosinality layout), mapping z -> w and synthesis W+ -> RGB.
+* `PSP` — pSp's GradualStyleEncoder (IR-SE50) + StyleGAN2 decoder + latent_avg.
+* `TemporalGenerator` (G) and `TemporalCritic` (C) — StyleVideoGAN's recurrent W+ generator and critic.
+* `load_psp`, `load_stylegan2` — official checkpoints, strict, `weights_only=True`.
+"""
+
+from .checkpoints import (CheckpointError, atomic_torch_save, load_psp, load_stylegan2, safe_torch_load,
+                          save_psp, save_stylegan2)
+from .psp import PSP
+from .psp_encoder import GradualStyleEncoder, PSPEncoderConfig
+from .stylegan2 import MODCONV_IMPLS, Generator, StyleGAN2Config
+from .temporal_critic import TemporalCritic, TemporalCriticConfig
+from .temporal_generator import TemporalGenerator, TemporalGeneratorConfig
+
+__all__ = [
+    "CheckpointError", "GradualStyleEncoder", "Generator", "MODCONV_IMPLS", "PSP", "PSPEncoderConfig",
+    "StyleGAN2Config", "atomic_torch_save", "load_psp", "load_stylegan2", "safe_torch_load", "save_psp",
+    "save_stylegan2", "TemporalCritic", "TemporalCriticConfig", "TemporalGenerator", "TemporalGeneratorConfig",
+]

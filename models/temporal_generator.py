@@ -1,0 +1,143 @@
+"""StyleVideoGAN's temporal generator G (paper §3, DESIGN §3).
+
+    i ~ N(0,1)^32 per sequence, s_k ~ N(0,1)^32 per step.
+    H:  MLP that "hallucinates" the initial memory of the three lower GRU cells, (h0, h1, h2) = H(i); h3 = i.
+    P:  a stack of 4 GRU cells; ((h0..h3)', l_{k+1}) = P(s_k, (h0..h3)), l_k = the top cell's state, l_0 = i.
+    T:  MLP R^32 -> R^512 that "translates" the motion latent l_k,
+    A:  one learned affine map per style, giving w_k in W+ = R^{n_styles x 512}.
+
+The runtime needs G one frame at a time, so the model is written as `init(i) -> (state, w_0)` and
+`step(s_k, state) -> (state', w_{k+1})`; `unroll` (training) is a loop over the same `step`.
+The GRU cell is written out in plain ops rather than `nn.GRUCell` so that the gradient angle penalty can
+differentiate through it twice (create_graph=True) on every device and it exports to ONNX as matmuls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+GRUState = tuple[torch.Tensor, ...]
+
+
+@dataclass(frozen=True)
+class TemporalGeneratorConfig:
+    """Sizes of G. The paper fixes 4 GRU cells and 32-d i, s_k and l_k; the widths are our choice.
+
+    `hidden_dim` is the memory of the three lower cells (the top cell's memory is l_k, 32-d);
+    128 keeps G small (about 0.5 M parameters besides the style maps) while giving the lower cells
+    room to carry slow dynamics (phrases, head drift) beside the fast ones.
+    """
+
+    latent_dim: int = 32          # |i| = |s_k| = |l_k| (paper)
+    n_cells: int = 4              # GRU cells in P (paper)
+    hidden_dim: int = 128         # memory of cells 0 .. n_cells-2
+    h_mlp_width: int = 256        # H: latent_dim -> ... -> (n_cells-1) * hidden_dim
+    h_mlp_layers: int = 2
+    t_mlp_width: int = 512        # T: latent_dim -> ... -> style_dim
+    t_mlp_layers: int = 3
+    n_styles: int = 18            # 2 * log2(resolution) - 2
+    style_dim: int = 512
+
+    def __post_init__(self) -> None:
+        if self.n_cells < 2:
+            raise ValueError("P needs at least 2 GRU cells (H initialises all but the top one)")
+
+
+def mlp(in_dim: int, width: int, out_dim: int, layers: int) -> nn.Sequential:
+    """`layers` linear layers with LeakyReLU(0.2) between them (none after the last)."""
+    dims = [in_dim] + [width] * (layers - 1) + [out_dim]
+    modules: list[nn.Module] = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        modules += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
+    return nn.Sequential(*modules[:-1])
+
+
+class GRUCell(nn.Module):
+    """A GRU cell with `torch.nn.GRUCell`'s parameters and maths (gates r, z, n in that order)."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.hidden_size = hidden_size
+        bound = hidden_size ** -0.5
+        self.weight_ih = nn.Parameter(torch.empty(3 * hidden_size, input_size).uniform_(-bound, bound))
+        self.weight_hh = nn.Parameter(torch.empty(3 * hidden_size, hidden_size).uniform_(-bound, bound))
+        self.bias_ih = nn.Parameter(torch.empty(3 * hidden_size).uniform_(-bound, bound))
+        self.bias_hh = nn.Parameter(torch.empty(3 * hidden_size).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        gi = F.linear(x, self.weight_ih, self.bias_ih).chunk(3, dim=-1)
+        gh = F.linear(h, self.weight_hh, self.bias_hh).chunk(3, dim=-1)
+        r = torch.sigmoid(gi[0] + gh[0])
+        z = torch.sigmoid(gi[1] + gh[1])
+        n = torch.tanh(gi[2] + r * gh[2])
+        return (1 - z) * n + z * h
+
+
+class StyleAffine(nn.Module):
+    """One affine map R^512 -> R^512 per style (n_styles of them), applied as one batched einsum."""
+
+    def __init__(self, n_styles: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.eye(dim).repeat(n_styles, 1, 1) + torch.randn(n_styles, dim, dim) * 0.01)
+        self.bias = nn.Parameter(torch.zeros(n_styles, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bi,soi->bso", x, self.weight) + self.bias
+
+
+class TemporalGenerator(nn.Module):
+    """G: (i, s_0..s_{t-2}) -> w_0..w_{t-1} in W+."""
+
+    def __init__(self, config: TemporalGeneratorConfig = TemporalGeneratorConfig()):
+        super().__init__()
+        c = config
+        self.config = c
+        self.H = mlp(c.latent_dim, c.h_mlp_width, (c.n_cells - 1) * c.hidden_dim, c.h_mlp_layers)
+        sizes = [c.hidden_dim] * (c.n_cells - 1) + [c.latent_dim]
+        inputs = [c.latent_dim] + sizes[:-1]
+        self.P = nn.ModuleList(GRUCell(i, h) for i, h in zip(inputs, sizes))
+        self.T = mlp(c.latent_dim, c.t_mlp_width, c.style_dim, c.t_mlp_layers)
+        self.A = StyleAffine(c.n_styles, c.style_dim)
+
+    def to_wplus(self, latent: torch.Tensor) -> torch.Tensor:
+        """l_k (B x 32) -> w_k (B x n_styles x 512) through T and the per-style affine maps."""
+        return self.A(self.T(latent))
+
+    def init(self, i: torch.Tensor) -> tuple[GRUState, torch.Tensor]:
+        """Initial memory from i: (h0, h1, h2) = H(i), h3 = i; returns (state, w_0) with l_0 = i."""
+        lower = self.H(i).split(self.config.hidden_dim, dim=-1)
+        return (*lower, i), self.to_wplus(i)
+
+    def step(self, s: torch.Tensor, state: GRUState) -> tuple[GRUState, torch.Tensor]:
+        """One step of P: feed s_k up the cell stack; returns (state', w_{k+1}), l_{k+1} = state'[-1]."""
+        x, new_state = s, []
+        for cell, h in zip(self.P, state):
+            x = cell(x, h)
+            new_state.append(x)
+        return tuple(new_state), self.to_wplus(x)
+
+    def unroll(self, i: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training view: i (B x 32), s (B x (t-1) x 32) -> (w: B x t x n_styles x 512, l: B x t x 32)."""
+        state, w = self.init(i)
+        ws, latents = [w], [i]
+        for k in range(s.shape[1]):
+            state, w = self.step(s[:, k], state)
+            ws.append(w)
+            latents.append(state[-1])
+        return torch.stack(ws, 1), torch.stack(latents, 1)
+
+    def forward(self, i: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return self.unroll(i, s)[0]
+
+    def sample_inputs(self, batch: int, length: int, generator: torch.Generator | None = None,
+                      device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw i (batch x 32) and s (batch x (length-1) x 32) from N(0, 1)."""
+        device = device if device is not None else self.A.bias.device
+        d = self.config.latent_dim
+        i = torch.randn(batch, d, generator=generator, device=device)
+        s = torch.randn(batch, length - 1, d, generator=generator, device=device)
+        return i, s
