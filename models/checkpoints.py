@@ -23,13 +23,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from svgan.errors import UserError
+
 from .psp import PSP
 from .stylegan2 import Generator, StyleGAN2Config
 
 DEFAULT_PSP_OUTPUT_SIZE = 1024  # releases from 2020-10 have no `output_size` in opts (DESIGN §2)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint that cannot be used; the message is one line meant for the user."""
 
 

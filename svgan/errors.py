@@ -1,0 +1,44 @@
+"""Errors meant for the user, and the CLI wrapper that prints them as one line.
+
+Every error caused by bad input (a missing or corrupt checkpoint, an image without a face, an unusable
+video or run directory) derives from `UserError`; the command-line tools print its message as one line
+and exit with status 1, never with a traceback. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+class UserError(ValueError):
+    """Bad input; `str(error)` is one line for the user."""
+
+
+def fail(tool: str, message: str, code: int = 1) -> NoReturn:
+    print(f"{tool}: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def one_line_errors(tool: str) -> Callable[[F], F]:
+    """Decorate a CLI entry point: `UserError` and OS errors become `tool: error: ...`, exit 1; Ctrl-C exits 130."""
+
+    def wrap(func: F) -> F:
+        @functools.wraps(func)
+        def run(*args: object, **kwargs: object) -> object:
+            try:
+                return func(*args, **kwargs)
+            except UserError as e:
+                fail(tool, str(e))
+            except OSError as e:
+                fail(tool, f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
+            except KeyboardInterrupt:
+                fail(tool, "interrupted", code=130)
+
+        return run  # type: ignore[return-value]
+
+    return wrap
