@@ -1,0 +1,117 @@
+"""`svgan-embed VIDEO --psp CKPT -o DATA.npz`: a training video -> its W+ sequence (DESIGN §7)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from svgan.errors import UserError, one_line_errors
+from svgan.models import load_psp
+from svgan.runtime.face_align import DEFAULT_SIGMA_SECONDS, smooth_params
+from svgan.runtime.video import VideoReader, VideoSink
+
+from .embed import (ENCODER_SIZE, EmbedOptions, Embedding, aligned_frames, encode_frames, provenance,
+                    save_embedding, track_faces)
+from .synthetic import SyntheticConfig, make_sequence, save_npz
+
+DEFAULTS = EmbedOptions()
+
+
+def _bar(desc: str, total: int | None) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, dynamic_ncols=True)
+
+
+def _synthetic(seconds: float, n_styles: int, seed: int, out: Path) -> dict:
+    sequence = make_sequence(SyntheticConfig(seconds=seconds, n_styles=n_styles, seed=seed))
+    save_npz(out, sequence)
+    return {"output": str(out), "frames": len(sequence["wplus"]), "fps": sequence["fps"], "n_styles": n_styles,
+            "synthetic": True}
+
+
+def _embed_video(video: Path, checkpoint: Path, out: Path, options: EmbedOptions, preview: Path | None) -> dict:
+    with VideoReader(video) as reader:
+        fps, estimate = reader.fps, reader.n_frames_estimate
+    total = min(estimate, options.max_frames) if options.max_frames else estimate
+    psp = load_psp(checkpoint, device=options.device)
+    params = raw = interpolated = None
+    if not options.aligned:
+        with _bar("faces", total) as bar:
+            raw = track_faces(video, options, progress=bar.update)
+        params, interpolated = smooth_params(raw, fps, options.sigma_seconds)
+    sink = VideoSink(preview, fps=fps, width=2 * ENCODER_SIZE, height=ENCODER_SIZE) if preview else None
+    try:
+        with _bar("pSp", len(raw) if raw is not None else total) as bar:
+            wplus = encode_frames(psp, aligned_frames(video, options, params), options, sink, progress=bar.update)
+    finally:
+        if sink is not None:
+            sink.close()
+    save_embedding(out, Embedding(wplus, fps, params, raw, interpolated, provenance(video, checkpoint, options)))
+    n_interp = int(interpolated.sum()) if interpolated is not None else 0
+    return {"output": str(out), "frames": len(wplus), "fps": fps, "n_styles": int(wplus.shape[1]),
+            "frames_without_face": n_interp, "aligned_input": options.aligned,
+            "preview": str(preview) if preview else None}
+
+
+@click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+@click.argument("video", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--psp", "checkpoint", type=click.Path(dir_okay=False, path_type=Path),
+              help="pSp checkpoint (e.g. psp_ffhq_encode.pt). Required unless --synthetic.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output .npz: wplus [N, n_styles, 512], fps, alignment parameters, provenance.")
+@click.option("--aligned", is_flag=True, help="Frames are already FFHQ-aligned faces: skip detection and filtering.")
+@click.option("--sigma-centre", default=DEFAULT_SIGMA_SECONDS[0], help="Low-pass width (s) of the crop centre.")
+@click.option("--sigma-side", default=DEFAULT_SIGMA_SECONDS[1], help="Low-pass width (s) of the crop scale.")
+@click.option("--sigma-angle", default=DEFAULT_SIGMA_SECONDS[2], help="Low-pass width (s) of the crop rotation.")
+@click.option("--detect-size", default=DEFAULTS.detect_size,
+              help="Detect faces on frames shrunk to this longest side (speed); crops use full resolution.")
+@click.option("--batch-size", default=DEFAULTS.batch_size, help="Frames per pSp batch.")
+@click.option("--max-frames", type=int, default=None, help="Embed only the first N frames (a quick trial).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Where pSp runs.")
+@click.option("--preview", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write an MP4 of aligned crop | pSp reconstruction side by side.")
+@click.option("--synthetic", type=float, default=None, metavar="SECONDS",
+              help="Instead of a video: write a synthetic W+ sequence of this length (known dynamics, no weights).")
+@click.option("--n-styles", default=18, help="With --synthetic: styles per code (18 = 1024x1024).")
+@click.option("--seed", default=0, help="With --synthetic: the motion's seed.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a JSON summary here ('-' for stdout).")
+@one_line_errors("svgan-embed")
+def main(video: Path | None, checkpoint: Path | None, output: Path, aligned: bool, sigma_centre: float,
+         sigma_side: float, sigma_angle: float, detect_size: int, batch_size: int, max_frames: int | None,
+         device: str, preview: Path | None, synthetic: float | None, n_styles: int, seed: int,
+         json_out: Path | None) -> None:
+    """Turn a training VIDEO into a sequence of W+ codes: align every frame's face (FFHQ-style, eye corners
+    only, temporally low-passed), then encode it with pSp. Frames without a face get interpolated crops and
+    are counted in the summary."""
+    start = time.perf_counter()
+    if synthetic is not None:
+        summary = _synthetic(synthetic, n_styles, seed, output)
+    else:
+        if video is None or checkpoint is None:
+            raise UserError("give a VIDEO and --psp CKPT (or --synthetic SECONDS)")
+        if not video.is_file():
+            raise UserError(f"video not found: {video}")
+        if device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise UserError("--device cuda: no CUDA device is available")
+        options = EmbedOptions(aligned=aligned, sigma_seconds=(sigma_centre, sigma_side, sigma_angle),
+                               detect_size=detect_size, batch_size=batch_size, max_frames=max_frames, device=device)
+        summary = _embed_video(video, checkpoint, output, options, preview)
+    summary["seconds"] = round(time.perf_counter() - start, 2)
+    missing = summary.get("frames_without_face", 0)
+    click.echo(f"svgan-embed: {summary['frames']} codes -> {output}"
+               + (f" ({missing} frames without a face were interpolated)" if missing else ""), err=True)
+    if json_out is not None:
+        text = json.dumps(summary, indent=2)
+        click.echo(text) if str(json_out) == "-" else json_out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""`svgan-train DATA.npz --out RUN`: train the temporal generator on a W+ sequence (DESIGN §5)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from svgan.errors import fail, one_line_errors
+
+from .trainer import CHECKPOINT, TrainConfig, TrainingDiverged, start_run
+from .wplus_data import load_wplus
+
+DEFAULTS = TrainConfig()
+
+
+class StopFlag:
+    """First Ctrl-C: finish the current iteration, write a checkpoint, exit. Second Ctrl-C: abort now
+    (the last periodic checkpoint stays valid, since checkpoints are written atomically)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        tqdm.write("svgan-train: interrupt received; writing a checkpoint after this iteration "
+                   "(Ctrl-C again to abort)", file=sys.stderr)
+
+
+@click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory: checkpoint.pt, pca.npz, metrics.csv, samples.npz, config.json.")
+@click.option("--epochs", default=DEFAULTS.epochs, help="Passes over every 25-frame window of DATA (paper: 350).")
+@click.option("--batch-size", default=DEFAULTS.batch_size, help="Windows per critic and generator step.")
+@click.option("--critic-steps", default=DEFAULTS.critic_steps, help="Critic updates per generator update.")
+@click.option("--lr-g", default=DEFAULTS.lr_g, help="Adam learning rate of G.")
+@click.option("--lr-c", default=DEFAULTS.lr_c, help="Adam learning rate of C.")
+@click.option("--lambda-gp", default=DEFAULTS.lambda_gp, help="Weight of the WGAN gradient penalty (paper: 50).")
+@click.option("--lambda-gap", default=DEFAULTS.lambda_gap, help="Weight of the gradient angle penalty (paper: 100).")
+@click.option("--no-gap", is_flag=True, help="Train without the gradient angle penalty (the paper's ablation).")
+@click.option("--ema", default=DEFAULTS.ema, help="EMA momentum of G's weights (paper: 0.995).")
+@click.option("--checkpoint-every", default=DEFAULTS.checkpoint_every, help="Iterations between checkpoints.")
+@click.option("--max-iterations", type=int, default=None,
+              help="Stop (with a checkpoint) after this many more iterations: train in resumable chunks.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Training device.")
+@click.option("--seed", default=DEFAULTS.seed, help="Seeds initialisation, window order and noise.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out bit for bit (--epochs may be raised).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a JSON summary here ('-' for stdout).")
+@one_line_errors("svgan-train")
+def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: int, lr_g: float, lr_c: float,
+         lambda_gp: float, lambda_gap: float, no_gap: bool, ema: float, checkpoint_every: int,
+         max_iterations: int | None, device: str, seed: int, resume: bool, json_out: Path | None) -> None:
+    """Train StyleVideoGAN's recurrent W+ generator on DATA (a W+ sequence from svgan-embed).
+
+    WGAN-GP + gradient angle penalty, EMA of G, PCA-32 basis of the training codes saved in the run.
+    Ctrl-C writes a checkpoint; --resume continues from it.
+    """
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            fail("svgan-train", "--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, critic_steps=critic_steps, lr_g=lr_g, lr_c=lr_c,
+                         lambda_gp=lambda_gp, lambda_gap=lambda_gap, gap=not no_gap, ema=ema,
+                         checkpoint_every=checkpoint_every, seed=seed)
+    sequence = load_wplus(data, window=config.window)
+    trainer = start_run(sequence, run_dir, config, device=device, resume=resume, data_path=data)
+    stop = StopFlag()
+    previous = signal.signal(signal.SIGINT, stop.handle)
+    bar = tqdm(total=trainer.total_iterations, initial=trainer.iteration, desc="svgan-train", unit="it",
+               file=sys.stderr, dynamic_ncols=True)
+
+    def progress(stats) -> None:
+        bar.update(1)
+        bar.set_postfix(epoch=f"{stats.epoch:.1f}", C=f"{stats.loss_c:.3f}", G=f"{stats.loss_g:.3f}",
+                        gap=f"{stats.gap:.3f}", refresh=False)
+
+    try:
+        reason = trainer.run(max_iterations=max_iterations, should_stop=stop, progress=progress)
+    except TrainingDiverged as e:
+        bar.close()
+        kept = run_dir / CHECKPOINT
+        fail("svgan-train", f"{e}; stopped. The last good checkpoint is kept: {kept}" if kept.exists()
+             else f"{e}; stopped before the first checkpoint")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+    summary = {"run": str(run_dir), "stopped": reason, "iteration": trainer.iteration,
+               "total_iterations": trainer.total_iterations, "checkpoint": str(run_dir / CHECKPOINT),
+               "config": asdict(trainer.config)}
+    click.echo(f"svgan-train: {reason} at iteration {trainer.iteration}/{trainer.total_iterations}; "
+               f"checkpoint {run_dir / CHECKPOINT}", err=True)
+    if json_out is not None:
+        text = json.dumps(summary, indent=2)
+        click.echo(text) if str(json_out) == "-" else json_out.write_text(text + "\n")
+    if reason == "stopped":
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

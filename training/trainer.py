@@ -1,0 +1,319 @@
+"""The StyleVideoGAN training loop (paper §3, DESIGN §5), read top to bottom in `Trainer.run`.
+
+One iteration = `critic_steps` critic updates on batches of real 25-frame W+ windows against G's windows,
+then one generator update (WGAN + GAP) and the EMA of G's weights. An epoch is every real window once
+through the critic. Everything random comes from generators owned by the run (window order per epoch,
+noise i/s, GP interpolation), so a run stopped and resumed from its checkpoint continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from svgan.errors import UserError
+from svgan.models import (TemporalCritic, TemporalCriticConfig, TemporalGenerator, TemporalGeneratorConfig,
+                          atomic_torch_save, safe_torch_load)
+
+from .losses import (GAPStatistics, critic_wgan_loss, generator_wgan_loss, gradient_angle,
+                     gradient_angle_penalty, gradient_penalty)
+from .pca import PCABasis, fit_pca
+from .wplus_data import WindowSampler, WPlusSequence
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.csv"
+PCA_FILE = "pca.npz"
+SAMPLES = "samples.npz"
+RUN_FORMAT = "svgan-run/1"
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters. Paper values: lambda_gp 50, lambda_gap 100, EMA 0.995, window 25, 350 epochs, Adam,
+    PCA 32. The rest the paper leaves open; the defaults are WGAN-GP's own (Gulrajani et al.: Adam lr 1e-4,
+    betas (0, 0.9), 5 critic steps per generator step), see README "Training defaults"."""
+
+    epochs: int = 350
+    batch_size: int = 64
+    window: int = 25
+    critic_steps: int = 5
+    lr_g: float = 1e-4
+    lr_c: float = 1e-4
+    betas: tuple[float, float] = (0.0, 0.9)
+    lambda_gp: float = 50.0
+    lambda_gap: float = 100.0
+    gap: bool = True
+    gap_momentum: float = 0.01
+    ema: float = 0.995
+    pca_components: int = 32
+    checkpoint_every: int = 200   # iterations
+    seed: int = 0
+    generator: dict[str, Any] = field(default_factory=dict)   # TemporalGeneratorConfig overrides
+    critic: dict[str, Any] = field(default_factory=dict)      # TemporalCriticConfig overrides
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        config = cls(**{k: v for k, v in values.items() if k in known})
+        config.betas = tuple(config.betas)
+        return config
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or inf; the run keeps its last good checkpoint."""
+
+
+class RunError(UserError):
+    """A run directory that cannot be used as asked (one line for the user)."""
+
+
+@dataclass
+class IterationStats:
+    iteration: int
+    epoch: float
+    loss_c: float
+    wasserstein: float
+    gp: float
+    loss_g: float
+    gap: float
+    phi: float
+    seconds: float
+
+
+def build_models(config: TrainConfig, n_styles: int, style_dim: int) -> tuple[TemporalGenerator, TemporalCritic]:
+    g_config = TemporalGeneratorConfig(**{**config.generator, "n_styles": n_styles, "style_dim": style_dim})
+    c_config = TemporalCriticConfig(**{**config.critic, "window": config.window, "n_styles": n_styles,
+                                       "style_dim": style_dim})
+    return TemporalGenerator(g_config), TemporalCritic(c_config)
+
+
+class Trainer:
+    """Owns the models, optimisers, random streams and run directory of one training run."""
+
+    def __init__(self, data: WPlusSequence, run_dir: Path, config: TrainConfig, device: str = "cpu"):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.device = torch.device(device)
+        self.data = data
+        wplus = torch.from_numpy(data.wplus).to(self.device)
+        self.sampler = WindowSampler(wplus, config.window, config.seed)
+        self.batches_per_epoch = max(1, self.sampler.n_windows // config.batch_size)
+        self.total_iterations = math.ceil(config.epochs * self.batches_per_epoch / config.critic_steps)
+
+        with torch.random.fork_rng(devices=[]):  # seeds the initialisation without touching the caller's RNG
+            torch.manual_seed(config.seed)
+            self.G, self.C = build_models(config, data.n_styles, data.style_dim)
+        with torch.no_grad():  # start G at the actor's mean code, so the critic first sees motion, not offset
+            self.G.A.bias.copy_(torch.from_numpy(data.wplus.mean(0)))
+        self.G.to(self.device)
+        self.C.to(self.device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.gap_stats = GAPStatistics(self.G.config.latent_dim, momentum=config.gap_momentum).to(self.device)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=config.betas)
+        self.opt_c = torch.optim.Adam(self.C.parameters(), lr=config.lr_c, betas=config.betas)
+        self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        self.iteration = 0
+        self._order: tuple[int, torch.Tensor | None] = (-1, None)
+
+    # ---------------------------------------------------------------------------------------------- state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": RUN_FORMAT, "config": asdict(self.config),
+            "generator_config": asdict(self.G.config), "critic_config": asdict(self.C.config),
+            "G": self.G.state_dict(), "G_ema": self.G_ema.state_dict(), "C": self.C.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_c": self.opt_c.state_dict(),
+            "gap_stats": self.gap_stats.state_dict(), "noise_rng": self.noise.get_state(),
+            "iteration": self.iteration, "fps": self.data.fps,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.G.load_state_dict(state["G"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.C.load_state_dict(state["C"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_c.load_state_dict(state["opt_c"])
+        self.gap_stats.load_state_dict(state["gap_stats"])
+        self.noise.set_state(state["noise_rng"])
+        self.iteration = int(state["iteration"])
+
+    def save_checkpoint(self) -> Path:
+        path = self.run_dir / CHECKPOINT
+        atomic_torch_save(self.state_dict(), path)
+        return path
+
+    # ----------------------------------------------------------------------------------------------- steps
+
+    def _real_batch(self, critic_batch: int) -> torch.Tensor:
+        epoch, index = divmod(critic_batch, self.batches_per_epoch)
+        if self._order[0] != epoch:
+            self._order = (epoch, self.sampler.epoch_order(epoch))
+        b = min(self.config.batch_size, self.sampler.n_windows)
+        return self.sampler.windows(self._order[1][index * b: (index + 1) * b])
+
+    def _sample_noise(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.G.sample_inputs(batch, self.config.window, generator=self.noise, device=self.device)
+
+    def _critic_step(self, real: torch.Tensor) -> tuple[float, float, float]:
+        with torch.no_grad():
+            fake = self.G(*self._sample_noise(real.shape[0]))
+        wasserstein_loss = critic_wgan_loss(self.C(real), self.C(fake))
+        gp = gradient_penalty(self.C, real, fake, generator=self.noise)
+        loss = wasserstein_loss + self.config.lambda_gp * gp
+        self.opt_c.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_c.step()
+        return loss.item(), -wasserstein_loss.item(), gp.item()
+
+    def _generator_step(self, batch: int) -> tuple[float, float, float]:
+        i, s = self._sample_noise(batch)
+        use_gap = self.config.gap and self.config.lambda_gap > 0
+        i.requires_grad_(use_gap)
+        s.requires_grad_(use_gap)
+        wplus, latents = self.G.unroll(i, s)
+        self.C.requires_grad_(False)
+        loss = generator_wgan_loss(self.C(wplus))
+        self.C.requires_grad_(True)
+        gap = phi_mean = float("nan")
+        if use_gap:
+            phi = gradient_angle(i, s, latents, self.gap_stats)
+            gap_loss = gradient_angle_penalty(phi)
+            loss = loss + self.config.lambda_gap * gap_loss
+            gap, phi_mean = gap_loss.item(), phi.mean().item()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - self.config.ema)
+        return loss.item(), gap, phi_mean
+
+    def train_iteration(self) -> IterationStats:
+        start = time.perf_counter()
+        first = self.iteration * self.config.critic_steps
+        critic = [self._critic_step(self._real_batch(b)) for b in range(first, first + self.config.critic_steps)]
+        loss_c, wasserstein, gp = (float(np.mean(v)) for v in zip(*critic))
+        loss_g, gap, phi = self._generator_step(min(self.config.batch_size, self.sampler.n_windows))
+        if not all(math.isfinite(v) for v in (loss_c, loss_g)):
+            raise TrainingDiverged(f"loss became non-finite at iteration {self.iteration + 1} "
+                                   f"(critic {loss_c}, generator {loss_g})")
+        self.iteration += 1
+        return IterationStats(self.iteration, self.iteration * self.config.critic_steps / self.batches_per_epoch,
+                              loss_c, wasserstein, gp, loss_g, gap, phi, time.perf_counter() - start)
+
+    # ---------------------------------------------------------------------------------------------- the run
+
+    def run(self, max_iterations: int | None = None, should_stop: Callable[[], bool] = lambda: False,
+            progress: Callable[[IterationStats], None] = lambda stats: None) -> str:
+        """Train until the configured epochs are done, `max_iterations` more iterations ran, or `should_stop()`.
+
+        Returns why it stopped ("done", "max_iterations", "stopped"). A checkpoint is written every
+        `checkpoint_every` iterations and whenever it stops; on divergence none is written.
+        """
+        target = self.total_iterations if max_iterations is None else min(
+            self.total_iterations, self.iteration + max_iterations)
+        reason = "done" if target == self.total_iterations else "max_iterations"
+        with MetricsLog(self.run_dir / METRICS, self.iteration) as log:
+            while self.iteration < target:
+                if should_stop():
+                    reason = "stopped"
+                    break
+                stats = self.train_iteration()
+                log.write(stats)
+                progress(stats)
+                if self.iteration % self.config.checkpoint_every == 0:
+                    log.flush()
+                    self.save_checkpoint()
+        self.save_checkpoint()
+        self.save_samples()
+        return reason
+
+    @torch.no_grad()
+    def save_samples(self, n: int = 4, length: int = 250) -> None:
+        """G_ema trajectories and real windows in PCA coordinates, for `svgan-eval` plots."""
+        pca = PCABasis.load(self.run_dir / PCA_FILE)
+        g = torch.Generator(device=self.device).manual_seed(self.config.seed + 2)
+        fake = self.G_ema(*self.G_ema.sample_inputs(n, length, generator=g, device=self.device)).cpu().numpy()
+        np.savez(self.run_dir / SAMPLES, generated=pca.project(fake).astype(np.float32),
+                 real=pca.project(self.data.wplus[:length]).astype(np.float32), iteration=self.iteration)
+
+
+class MetricsLog:
+    """metrics.csv, one row per iteration; on resume the rows after the checkpoint are dropped."""
+
+    COLUMNS = [f.name for f in fields(IterationStats)]
+
+    def __init__(self, path: Path, resume_iteration: int):
+        self.path = path
+        rows: list[list[str]] = []
+        if resume_iteration > 0 and path.exists():
+            with path.open(newline="") as f:
+                rows = [r for r in list(csv.reader(f))[1:] if r and int(r[0]) <= resume_iteration]
+        self.file = path.open("w", newline="")
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(self.COLUMNS)
+        self.writer.writerows(rows)
+
+    def write(self, stats: IterationStats) -> None:
+        self.writer.writerow([f"{getattr(stats, c):.6g}" if isinstance(getattr(stats, c), float)
+                              else getattr(stats, c) for c in self.COLUMNS])
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def __enter__(self) -> "MetricsLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+
+def start_run(data: WPlusSequence, run_dir: Path, config: TrainConfig, device: str = "cpu",
+              resume: bool = False, data_path: Path | None = None) -> Trainer:
+    """A new run in an empty `run_dir` (PCA fitted and saved), or the run stored there when `resume`."""
+    run_dir = Path(run_dir)
+    checkpoint = run_dir / CHECKPOINT
+    if resume:
+        if not checkpoint.is_file():
+            raise RunError(f"--resume: no {CHECKPOINT} in {run_dir}")
+        state = safe_torch_load(checkpoint, map_location=device)
+        if state.get("format") != RUN_FORMAT:
+            raise RunError(f"{checkpoint} is not an svgan run checkpoint")
+        stored = TrainConfig.from_dict(state["config"])
+        stored.epochs = config.epochs  # the one setting a resumed run may change: how long to go on
+        trainer = Trainer(data, run_dir, stored, device)
+        trainer.load_state_dict(state)
+        return trainer
+    if checkpoint.exists():
+        raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fit_pca(data.wplus, config.pca_components, seed=config.seed).save(run_dir / PCA_FILE)
+    trainer = Trainer(data, run_dir, config, device)
+    (run_dir / "config.json").write_text(json.dumps(
+        {"train": asdict(config), "generator": asdict(trainer.G.config), "critic": asdict(trainer.C.config),
+         "frames": len(data.wplus), "fps": data.fps,
+         "data": str(Path(data_path).resolve()) if data_path else None}, indent=2))
+    return trainer
+
+
+def load_run_generator(run_dir: Path, device: str = "cpu") -> tuple[TemporalGenerator, dict[str, Any]]:
+    """The EMA generator of a run (what gets exported) and the run's checkpoint metadata."""
+    checkpoint = Path(run_dir) / CHECKPOINT
+    if not checkpoint.is_file():
+        raise RunError(f"{run_dir} is not a training run: no {CHECKPOINT}")
+    state = safe_torch_load(checkpoint, map_location=device)
+    if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
+        raise RunError(f"{checkpoint} is not an svgan run checkpoint")
+    generator = TemporalGenerator(TemporalGeneratorConfig(**state["generator_config"]))
+    generator.load_state_dict(state["G_ema"])
+    meta = {k: state[k] for k in ("config", "generator_config", "critic_config", "iteration", "fps")}
+    return generator.eval().requires_grad_(False).to(device), meta
