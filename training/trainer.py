@@ -231,7 +231,6 @@ class Trainer:
                 log.write(stats)
                 progress(stats)
                 if self.iteration % self.config.checkpoint_every == 0:
-                    log.flush()
                     self.save_checkpoint()
         self.save_checkpoint()
         self.save_samples()
@@ -258,7 +257,7 @@ class MetricsLog:
         if resume_iteration > 0 and path.exists():
             with path.open(newline="") as f:
                 rows = [r for r in list(csv.reader(f))[1:] if r and int(r[0]) <= resume_iteration]
-        self.file = path.open("w", newline="")
+        self.file = path.open("w", newline="", buffering=1)  # line-buffered: progress is visible as it happens
         self.writer = csv.writer(self.file)
         self.writer.writerow(self.COLUMNS)
         self.writer.writerows(rows)
@@ -266,9 +265,6 @@ class MetricsLog:
     def write(self, stats: IterationStats) -> None:
         self.writer.writerow([f"{getattr(stats, c):.6g}" if isinstance(getattr(stats, c), float)
                               else getattr(stats, c) for c in self.COLUMNS])
-
-    def flush(self) -> None:
-        self.file.flush()
 
     def __enter__(self) -> "MetricsLog":
         return self

@@ -1,0 +1,149 @@
+"""`svgan-train`: bit-exact resume, Ctrl-C checkpoints, NaN stops, PCA, run-directory safety."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from svgan.training.pca import PCABasis, fit_pca
+from svgan.training.synthetic import SyntheticConfig, make_sequence, save_npz
+from svgan.training.trainer import (CHECKPOINT, RunError, TrainConfig, TrainingDiverged, load_run_generator,
+                                    start_run)
+from svgan.training.wplus_data import WPlusSequence
+
+SMALL = dict(batch_size=8, critic_steps=2, checkpoint_every=2,
+             generator={"hidden_dim": 32, "h_mlp_width": 32, "t_mlp_width": 64},
+             critic={"e_width": 64, "conv_channels": (16, 32, 64)})
+
+
+@pytest.fixture(scope="module")
+def sequence() -> WPlusSequence:
+    seq = make_sequence(SyntheticConfig(seconds=8, n_styles=4, style_dim=32))
+    return WPlusSequence(seq["wplus"], seq["fps"])
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory, sequence) -> Path:
+    path = tmp_path_factory.mktemp("data") / "seq.npz"
+    seq = make_sequence(SyntheticConfig(seconds=8, n_styles=4, style_dim=32))
+    save_npz(path, seq)
+    return path
+
+
+def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
+    state = torch.load(run / CHECKPOINT, weights_only=True)
+    return {k: state[k] for k in ("G", "G_ema", "C", "gap_stats")} | {"rng": {"noise": state["noise_rng"]}}
+
+
+def test_resume_continues_bit_for_bit(tmp_path, sequence):
+    config = TrainConfig(epochs=3, **SMALL)
+    start_run(sequence, tmp_path / "straight", config).run(max_iterations=6)
+    start_run(sequence, tmp_path / "split", config).run(max_iterations=3)
+    start_run(sequence, tmp_path / "split", config, resume=True).run(max_iterations=3)
+    straight, split = weights(tmp_path / "straight"), weights(tmp_path / "split")
+    for group in straight:
+        for key in straight[group]:
+            assert torch.equal(straight[group][key], split[group][key]), f"{group}.{key}"
+    def losses(run: str) -> list[list[str]]:  # every column but the wall time
+        return [row.split(",")[:-1] for row in (tmp_path / run / "metrics.csv").read_text().splitlines()]
+
+    assert len(losses("split")) == 7 and losses("split") == losses("straight")
+
+
+def test_gap_is_logged_and_no_gap_disables_it(tmp_path, sequence):
+    trainer = start_run(sequence, tmp_path / "gap", TrainConfig(epochs=1, **SMALL))
+    stats = trainer.train_iteration()
+    assert 0 <= stats.phi <= math.pi / 2 and stats.gap >= 0
+    trainer = start_run(sequence, tmp_path / "nogap", TrainConfig(epochs=1, gap=False, **SMALL))
+    assert math.isnan(trainer.train_iteration().gap)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, sequence):
+    trainer = start_run(sequence, tmp_path / "run", TrainConfig(epochs=3, **SMALL))
+    trainer.run(max_iterations=2)
+    good = (tmp_path / "run" / CHECKPOINT).read_bytes()
+    original = trainer.C.forward
+    trainer.C.forward = lambda w: original(w) * float("nan")
+    with pytest.raises(TrainingDiverged, match="non-finite at iteration 3"):
+        trainer.run()
+    assert (tmp_path / "run" / CHECKPOINT).read_bytes() == good
+
+
+def test_existing_run_is_not_overwritten(tmp_path, sequence):
+    start_run(sequence, tmp_path / "run", TrainConfig(epochs=1, **SMALL)).run(max_iterations=1)
+    with pytest.raises(RunError, match="--resume"):
+        start_run(sequence, tmp_path / "run", TrainConfig(epochs=1, **SMALL))
+    with pytest.raises(RunError, match="no checkpoint.pt"):
+        start_run(sequence, tmp_path / "other", TrainConfig(epochs=1, **SMALL), resume=True)
+
+
+def test_run_stores_pca_and_an_exportable_ema_generator(tmp_path, sequence):
+    trainer = start_run(sequence, tmp_path / "run", TrainConfig(epochs=1, **SMALL))
+    trainer.run(max_iterations=1)
+    pca = PCABasis.load(tmp_path / "run" / "pca.npz")
+    assert pca.components.shape == (32, 4 * 32)
+    np.testing.assert_allclose(pca.components @ pca.components.T, np.eye(32), atol=1e-4)
+    assert np.all(np.diff(pca.explained_variance) <= 1e-6)
+    generator, meta = load_run_generator(tmp_path / "run")
+    assert meta["iteration"] == 1
+    for name, p in generator.state_dict().items():
+        assert torch.equal(p, trainer.G_ema.state_dict()[name])
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["lambda_gp"] == 50.0
+
+
+def test_pca_matches_exact_svd():
+    rng = np.random.default_rng(0)
+    codes = (rng.standard_normal((300, 6)) * np.arange(6, 0, -1)) @ rng.standard_normal((6, 4 * 16))
+    codes = (codes + 0.01 * rng.standard_normal(codes.shape)).reshape(300, 4, 16).astype(np.float32)
+    basis = fit_pca(codes, k=6)
+    flat = codes.reshape(300, -1).astype(np.float64)
+    _, sv, vt = np.linalg.svd(flat - flat.mean(0), full_matrices=False)
+    np.testing.assert_allclose(basis.explained_variance, sv[:6] ** 2 / 299, rtol=1e-4)
+    np.testing.assert_allclose(np.abs(basis.components @ vt[:6].T), np.eye(6), atol=1e-4)
+
+
+def cli(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "svgan.training.cli_train", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_ctrl_c_writes_a_checkpoint_and_resume_continues(tmp_path, data_file):
+    run = tmp_path / "run"
+    proc = cli(str(data_file), "--out", str(run), "--epochs", "50", "--batch-size", "8", "--checkpoint-every",
+               "1000")
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((run / "metrics.csv").exists()
+                                          and len((run / "metrics.csv").read_text().splitlines()) > 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupt received" in err
+    stopped_at = torch.load(run / CHECKPOINT, weights_only=True)["iteration"]
+    assert stopped_at >= 2
+    proc = cli(str(data_file), "--out", str(run), "--epochs", "50", "--resume", "--max-iterations", "1",
+               "--json", "-")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["iteration"] == stopped_at + 1
+
+
+def test_cli_bad_input_is_one_line(tmp_path):
+    proc = cli(str(tmp_path / "missing.npz"), "--out", str(tmp_path / "run"))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert err.strip() == f"svgan-train: error: W+ data not found: {tmp_path / 'missing.npz'}"
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    proc = cli(str(tmp_path / "bad.npz"), "--out", str(tmp_path / "run"))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and err.startswith("svgan-train: error: cannot read W+ data") and "\n" not in err.strip()
