@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast demo clean
+.PHONY: install test test-fast demo bench clean
 
 install: $(STAMP)
 
@@ -26,6 +26,9 @@ test-fast: $(STAMP)  ## everything but the tests marked slow
 
 demo: $(STAMP)
 	@echo "make demo: the streaming demo (out.mp4) arrives with svgan-stream (issue 5); nothing to render yet."
+
+bench: $(STAMP)  ## speed figures -> docs/benchmarks/*.json and docs/benchmarks.md
+	$(PY) -m svgan.training.cli_bench train --device cpu --json docs/benchmarks/train-cpu.json --report docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

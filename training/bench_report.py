@@ -1,0 +1,45 @@
+"""Render docs/benchmarks.md from the benchmark JSON files (one per benchmark and device)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HEADER = """# Benchmarks
+
+Rendered by `make bench` from the JSON files in `docs/benchmarks/`; every figure names the device and the
+exact command that produced it. GPU rows come from the lent GPU machine when a session had one; a row says
+"not measured" where no such run was made. Nothing here is estimated.
+"""
+
+TRAIN_EXPECTED = {"cpu": "CPU (this 2-core machine)", "cuda": "NVIDIA H100 (device tool)"}
+
+
+def _load(folder: Path, pattern: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob(pattern))]
+
+
+def _train_section(folder: Path) -> str:
+    rows = {r["config"]["device"]: r for r in _load(folder, "train-*.json")}
+    lines = ["## Training (`svgan-bench train`)", "",
+             "Seconds per iteration (5 critic steps + 1 generator step, batch 64, 25-frame windows, 18 x 512 W+)"
+             " and per paper epoch (every window of a 15,000-frame sequence once through the critic). The 350-epoch"
+             " column multiplies the measured epoch time by 350.", "",
+             "| device | s / iteration | s / epoch | 350 epochs (min) | critic step (s) | GP term alone (s) |"
+             " generator step (s) | without GAP (s) | cuDNN GRU double backward | command |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for key, label in TRAIN_EXPECTED.items():
+        r = rows.get(key)
+        if r is None:
+            lines.append(f"| {label} | not measured | | | | | | | | |")
+            continue
+        lines.append(f"| {r['device']} | {r['seconds_per_iteration']:.3f} | {r['seconds_per_epoch']:.1f} | "
+                     f"{r['projected_350_epochs_minutes']:.0f} | {r['critic_step_s']:.3f} | "
+                     f"{r['gradient_penalty_s']:.3f} | {r['generator_step_s']:.3f} | "
+                     f"{r['generator_step_without_gap_s']:.3f} | {r['cudnn_gru_double_backward']} | "
+                     f"`{r['command']}` |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(folder: Path, out: Path) -> None:
+    out.write_text(HEADER + "\n" + _train_section(folder))

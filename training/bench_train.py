@@ -1,0 +1,112 @@
+"""Training speed (DESIGN §10): wall time per paper epoch on a 15,000-frame (10 min at 25 fps) W+ set.
+
+Times whole iterations of the real training loop on a synthetic sequence of the real shape, plus the parts
+that dominate them: the critic step with and without the WGAN gradient penalty (a double backward through C)
+and the generator step with and without the gradient angle penalty (a double backward through the unrolled
+GRU stack). On CUDA it also records whether cuDNN's fused GRU can be differentiated twice, which decides
+whether GAP could use `nn.GRU` instead of the explicit cell.
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from svgan import __version__
+
+from .losses import critic_wgan_loss, gradient_penalty
+from .synthetic import SyntheticConfig, make_sequence
+from .trainer import TrainConfig, start_run
+from .wplus_data import WPlusSequence
+
+
+@dataclass
+class TrainBenchConfig:
+    frames: int = 15_000
+    n_styles: int = 18
+    batch_size: int = 64
+    iterations: int = 3       # timed iterations (after one warm-up)
+    device: str = "cpu"
+
+
+def _timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
+    """Median seconds per call of `fn` after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def cudnn_gru_double_backward(device: torch.device) -> str:
+    """'supported', or the error cuDNN's GRU raises when differentiated twice (CUDA only)."""
+    if device.type != "cuda":
+        return "not applicable (CPU)"
+    gru = torch.nn.GRU(32, 32, batch_first=True).to(device)
+    x = torch.randn(4, 25, 32, device=device, requires_grad=True)
+    try:
+        out, _ = gru(x)
+        (g,) = torch.autograd.grad(out[:, -1].sum(), x, create_graph=True)
+        g.pow(2).sum().backward()
+        return "supported"
+    except RuntimeError as e:
+        return f"unsupported: {str(e).splitlines()[0]}"
+
+
+def run_train_bench(config: TrainBenchConfig) -> dict:
+    device = torch.device(config.device)
+    seq = make_sequence(SyntheticConfig(seconds=config.frames / 25, n_styles=config.n_styles))
+    data = WPlusSequence(seq["wplus"], seq["fps"])
+    train = TrainConfig(batch_size=config.batch_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = start_run(data, Path(tmp) / "run", train, device=config.device)
+        real = trainer._real_batch(0)
+        n = config.iterations
+
+        def critic_without_gp() -> None:
+            with torch.no_grad():
+                fake = trainer.G(*trainer._sample_noise(real.shape[0]))
+            critic_wgan_loss(trainer.C(real), trainer.C(fake)).backward()
+
+        def gp_only() -> None:
+            with torch.no_grad():
+                fake = trainer.G(*trainer._sample_noise(real.shape[0]))
+            gradient_penalty(trainer.C, real, fake).backward()
+
+        iteration = _timed(trainer.train_iteration, n, device)
+        parts = {
+            "critic_step_s": _timed(lambda: trainer._critic_step(real), n, device),
+            "critic_step_without_gp_s": _timed(critic_without_gp, n, device),
+            "gradient_penalty_s": _timed(gp_only, n, device),
+            "generator_step_s": _timed(lambda: trainer._generator_step(config.batch_size), n, device),
+        }
+        trainer.config.gap = False
+        parts["generator_step_without_gap_s"] = _timed(lambda: trainer._generator_step(config.batch_size), n, device)
+        iterations_per_epoch = trainer.batches_per_epoch / train.critic_steps
+    epoch = iteration * iterations_per_epoch
+    return {
+        "benchmark": "train", "svgan": __version__, "torch": torch.__version__, "device": _device_name(device),
+        "config": asdict(config), "train_config": {k: v for k, v in asdict(train).items() if k in (
+            "batch_size", "critic_steps", "window", "epochs")},
+        "seconds_per_iteration": iteration, "iterations_per_epoch": iterations_per_epoch,
+        "seconds_per_epoch": epoch, "projected_350_epochs_minutes": epoch * 350 / 60, **parts,
+        "cudnn_gru_double_backward": cudnn_gru_double_backward(device),
+    }
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

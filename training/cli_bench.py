@@ -1,0 +1,56 @@
+"""`svgan-bench`: benchmarks whose figures go into docs/benchmarks.md (never into unit tests)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from svgan.errors import UserError, one_line_errors
+
+from .bench_report import write_report
+from .bench_train import TrainBenchConfig, run_train_bench
+
+DEFAULTS = TrainBenchConfig()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Measure svgan's speed; results are JSON files that `docs/benchmarks.md` is rendered from."""
+
+
+@main.command(context_settings={"show_default": True})
+@click.option("--frames", default=DEFAULTS.frames, help="Length of the synthetic W+ training set (paper: ~10 min).")
+@click.option("--n-styles", default=DEFAULTS.n_styles, help="Styles per code (18 = 1024x1024).")
+@click.option("--batch-size", default=DEFAULTS.batch_size, help="Windows per step (svgan-train's default).")
+@click.option("--iterations", default=DEFAULTS.iterations, help="Timed repetitions of each measurement.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Training device.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the result here (e.g. docs/benchmarks/train-cpu.json).")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Re-render this markdown report from the JSON files beside --json.")
+@one_line_errors("svgan-bench")
+def train(frames: int, n_styles: int, batch_size: int, iterations: int, device: str, json_out: Path | None,
+          report: Path | None) -> None:
+    """Seconds per training iteration and per paper epoch, and what GP and GAP cost."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA device is available")
+    result = run_train_bench(TrainBenchConfig(frames, n_styles, batch_size, iterations, device))
+    result["command"] = "svgan-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    text = json.dumps(result, indent=2)
+    click.echo(text)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(text + "\n")
+        if report is not None:
+            write_report(json_out.parent, report)
+
+
+if __name__ == "__main__":
+    main()
