@@ -113,7 +113,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # seeds the initialisation without touching the caller's RNG
             torch.manual_seed(config.seed)
             self.G, self.C = build_models(config, data.n_styles, data.style_dim)
-        with torch.no_grad():  # start G at the actor's mean code, so the critic first sees motion, not offset
+        with torch.no_grad():  # centre G's output on the actor's mean code, so the critic sees motion, not offset
+            self.G.T[-1].bias.zero_()
             self.G.A.bias.copy_(torch.from_numpy(data.wplus.mean(0)))
         self.G.to(self.device)
         self.C.to(self.device)
