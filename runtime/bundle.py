@@ -1,0 +1,142 @@
+"""The exported bundle (`svgan-export` output, DESIGN §8), read with numpy alone.
+
+A bundle is a directory: `manifest.json` describing every graph (file, sha256, inputs/outputs, parity
+measured at export), the ONNX graphs `generator_init`, `generator_step`, `mapping`, `synthesis`,
+`encoder`, optionally TensorRT engines, the PCA basis of the training codes (`pca.npz`) and the W average
+for truncation (`w_avg.npy`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from svgan.errors import UserError
+
+BUNDLE_FORMAT = "svgan-bundle"
+FORMAT_VERSION = 1
+GRAPHS = ("generator_init", "generator_step", "mapping", "synthesis", "encoder")
+
+
+class BundleError(UserError):
+    """A bundle that cannot be used (one line for the user)."""
+
+
+@dataclass(frozen=True)
+class PCA:
+    """The offset trick's basis: mean mu [D] and orthonormal components U^T [k, D], D = n_styles * 512."""
+
+    mean: np.ndarray
+    components: np.ndarray
+
+
+@dataclass
+class Bundle:
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def resolution(self) -> int:
+        return int(self.manifest["resolution"])
+
+    @property
+    def n_styles(self) -> int:
+        return int(self.manifest["n_styles"])
+
+    @property
+    def style_dim(self) -> int:
+        return int(self.manifest["style_dim"])
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.manifest["latent_dim"])
+
+    @property
+    def state_sizes(self) -> list[int]:
+        return [int(n) for n in self.manifest["state_sizes"]]
+
+    @property
+    def fps(self) -> float:
+        return float(self.manifest.get("fps", 25.0))
+
+    @property
+    def truncation_psi(self) -> float:
+        return float(self.manifest.get("truncation_psi", 0.7))
+
+    def graph_file(self, name: str, fp16: bool = False) -> Path:
+        entry = self.manifest["graphs"][name]
+        if fp16:
+            if not entry.get("fp16"):
+                raise BundleError(f"{self.path} has no fp16 variant of {name}; export it with --fp16")
+            return self.path / entry["fp16"]["file"]
+        return self.path / entry["file"]
+
+    def engine_file(self, name: str) -> Path:
+        engines = self.manifest.get("engines") or {}
+        if name not in engines:
+            raise BundleError(f"{self.path} has no TensorRT engine for {name}; export it with --trt")
+        return self.path / engines[name]["file"]
+
+    def pca(self) -> PCA:
+        with np.load(self.path / self.manifest["files"]["pca"]["file"], allow_pickle=False) as d:
+            return PCA(mean=d["mean"].astype(np.float32), components=d["components"].astype(np.float32))
+
+    def w_avg(self) -> np.ndarray:
+        return np.load(self.path / self.manifest["files"]["w_avg"]["file"], allow_pickle=False).astype(np.float32)
+
+    def verify(self) -> None:
+        """Check every file against the sha256 in the manifest (reads every byte: seconds for 1024 bundles)."""
+        for entry in _file_entries(self.manifest):
+            if _sha256(self.path / entry["file"]) != entry["sha256"]:
+                raise BundleError(f"{self.path / entry['file']} does not match its sha256 in manifest.json "
+                                  "(corrupt or modified bundle)")
+
+
+def _sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _file_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    entries = list(manifest.get("files", {}).values()) + list((manifest.get("engines") or {}).values())
+    for graph in manifest["graphs"].values():
+        entries.append(graph)
+        if graph.get("fp16"):
+            entries.append(graph["fp16"])
+    return entries
+
+
+def load_bundle(path: str | os.PathLike, verify: bool = False) -> Bundle:
+    """Open a bundle directory; every problem is a one-line `BundleError`."""
+    path = Path(path)
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        raise BundleError(f"not an svgan bundle: {manifest_path} not found (make one with svgan-export)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{manifest_path} is not valid JSON: {e}") from None
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{manifest_path} is not an svgan bundle manifest")
+    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+        raise BundleError(f"{path} has bundle format {manifest['format_version']}; this svgan reads up to "
+                          f"{FORMAT_VERSION} (upgrade svgan)")
+    missing = [name for name in GRAPHS if name not in manifest.get("graphs", {})]
+    if missing:
+        raise BundleError(f"{manifest_path} lists no graph '{missing[0]}'")
+    for entry in _file_entries(manifest):
+        if not (path / entry["file"]).is_file():
+            raise BundleError(f"{path} is incomplete: {entry['file']} is missing")
+    bundle = Bundle(path=path, manifest=manifest)
+    if verify:
+        bundle.verify()
+    return bundle

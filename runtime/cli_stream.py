@@ -1,0 +1,111 @@
+"""`svgan-stream --identity img.png > out.mp4`: endless talking-head video for any identity (DESIGN §9).
+
+Nothing but video goes to stdout; statistics and errors go to stderr. With the ort and trt backends this
+module and everything it imports stay free of torch.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from svgan.errors import UserError, fail, one_line_errors
+
+from .backends import make_backend
+from .bundle import load_bundle
+from .identity import load_identity
+from .offset_trick import identity_offset
+from .stream import MotionSource, StreamStats, run_stream
+from .video import SinkClosed, ThreadedSink, is_terminal
+
+DEFAULT_BUNDLE = Path("demo/bundle")
+
+
+def _open_output(output: Path | None):
+    if output is not None:
+        return output
+    if is_terminal(sys.stdout):
+        raise UserError("refusing to write video to a terminal: redirect stdout (> out.mp4, | ffplay -) or use -o FILE")
+    return sys.stdout.buffer
+
+
+def _frame_count(frames: int | None, seconds: float | None, fps: float) -> int | None:
+    """None streams until stopped (--frames 0)."""
+    if frames is not None:
+        return frames or None
+    return max(1, round((seconds if seconds is not None else 10.0) * fps))
+
+
+@click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+@click.option("--bundle", "bundle_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_BUNDLE,
+              help="Exported bundle (svgan-export). The default is the one `make demo` builds.")
+@click.option("--identity", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The actor: a photo (aligned and encoded with pSp) or a W+ code (.npy). Default: random (--seed).")
+@click.option("--seed", default=0, help="Seeds the random identity (without --identity) and the motion.")
+@click.option("--frames", type=int, default=None, help="Frames to write; 0 streams until stopped. Overrides --seconds.")
+@click.option("--seconds", type=float, default=None, help="Seconds of video to write (default 10).")
+@click.option("--fps", type=float, default=None, help="Frame rate of the video (default: the training video's).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the MP4 here instead of stdout.")
+@click.option("--backend", type=click.Choice(["ort", "trt", "torch"]), default="ort",
+              help="ort: onnxruntime (CPU, or CUDA with onnxruntime-gpu); trt: TensorRT engines; torch: PyTorch.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Where frames are rendered.")
+@click.option("--fp16", is_flag=True, help="Use the bundle's fp16 graphs (ort) / half precision (torch).")
+@click.option("--batch", default=1, help="Frames rendered per synthesis call.")
+@click.option("--crf", default=20, help="x264 quality (lower = better, larger).")
+@click.option("--preset", default="veryfast", help="x264 preset (ultrafast .. veryslow): speed vs size.")
+@click.option("--verify", is_flag=True, help="Check every bundle file against its sha256 first.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the statistics as JSON to this file.")
+@one_line_errors("svgan-stream")
+def main(bundle_dir: Path, identity: Path | None, seed: int, frames: int | None, seconds: float | None,
+         fps: float | None, output: Path | None, backend: str, device: str, fp16: bool, batch: int, crf: int,
+         preset: str, verify: bool, json_out: Path | None) -> None:
+    """Stream endless, smooth talking-head video for any identity as H.264 in fragmented MP4 (stdout or -o)."""
+    start = time.perf_counter()
+    target = _open_output(output)
+    bundle = load_bundle(bundle_dir, verify=verify)
+    engine = make_backend(backend, bundle, device, fp16=fp16)
+    offset = identity_offset(load_identity(identity, seed, bundle, engine), bundle.pca())
+    fps = fps or bundle.fps
+    stats = StreamStats(fps_target=fps, setup_seconds=time.perf_counter() - start,
+                        extra={"backend": backend, "device": device, "batch": batch,
+                               "resolution": bundle.resolution})
+    n = _frame_count(frames, seconds, fps)
+    sink = ThreadedSink(target, fps=fps, width=bundle.resolution, height=bundle.resolution, crf=crf, preset=preset)
+    closed = interrupted = False
+    loop_start = time.perf_counter()
+    try:
+        run_stream(engine, MotionSource(engine, bundle.latent_dim, offset, seed), sink.write_batch, n, batch, stats)
+    except SinkClosed:
+        closed = True
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        try:
+            sink.close()
+        except SinkClosed:
+            closed = True
+    stats.wall_seconds = time.perf_counter() - loop_start  # encoding of the last frames included
+    _report(stats, json_out, closed, interrupted)
+    if interrupted:
+        fail("svgan-stream", f"interrupted after {stats.frames} frames", code=130)
+
+
+def _report(stats: StreamStats, json_out: Path | None, closed: bool, interrupted: bool) -> None:
+    summary = stats.as_dict() | {"output_closed": closed}
+    first = summary["first_frame_latency_s"]
+    click.echo(f"svgan-stream: {stats.frames} frames in {stats.wall_seconds:.2f} s = {stats.fps:.1f} fps "
+               f"({stats.realtime_factor:.2f}x real time), first frame after "
+               f"{'-' if first is None else f'{first * 1000:.0f} ms'}, setup {stats.setup_seconds:.2f} s"
+               + ("; the reader closed the output" if closed else ""), err=True)
+    if json_out is not None:
+        json_out.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

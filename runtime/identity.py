@@ -1,0 +1,78 @@
+"""Where a stream's actor comes from (DESIGN §6): an image, a W+ `.npy`, or a random StyleGAN2 face.
+
+An image is aligned with the same code as `svgan-embed` (eye corners, FFHQ-style, no temporal filter)
+and encoded with pSp. A random identity follows the paper: z ~ N(0, 1)^512 -> mapping -> truncation ->
+synthesis -> pSp, so it lives where pSp's codes of real faces live.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from svgan.errors import UserError
+
+from .backends import Backend
+from .bundle import Bundle
+
+ENCODER_SIZE = 256
+
+
+def image_to_encoder_input(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 aligned faces [B, H, W, 3] -> [B, 3, H, W] in [-1, 1], as pSp's ToTensor + Normalize."""
+    return rgb.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
+
+
+def pool_to(images: np.ndarray, size: int) -> np.ndarray:
+    """[B, 3, R, R] -> [B, 3, size, size] as AdaptiveAvgPool2d does for integer ratios (pSp's face_pool)."""
+    r = images.shape[-1]
+    if r >= size:
+        f = r // size
+        return images.reshape(*images.shape[:2], size, f, size, f).mean(axis=(3, 5))
+    f = size // r
+    return images.repeat(f, axis=2).repeat(f, axis=3)
+
+
+def identity_from_image(path: Path, backend: Backend) -> np.ndarray:
+    from .face_align import align_face  # dlib loads only when an image identity is asked for
+
+    try:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+    except FileNotFoundError:
+        raise UserError(f"identity image not found: {path}") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise UserError(f"cannot read identity image {path}: {e}") from None
+    aligned, _ = align_face(rgb, ENCODER_SIZE, what=str(path))
+    return backend.encoder(image_to_encoder_input(aligned[None]))[0]
+
+
+def identity_from_npy(path: Path, bundle: Bundle) -> np.ndarray:
+    try:
+        w = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read W+ code {path}: {e}") from None
+    expected = (bundle.n_styles, bundle.style_dim)
+    if w.shape not in (expected, (1, *expected)):
+        raise UserError(f"{path} holds a code of shape {list(w.shape)}; this bundle needs {list(expected)}")
+    return w.reshape(expected).astype(np.float32)
+
+
+def random_identity(seed: int, bundle: Bundle, backend: Backend) -> np.ndarray:
+    z = np.random.default_rng(seed).standard_normal((1, bundle.style_dim), dtype=np.float32)
+    w = backend.mapping(z)
+    w_avg = bundle.w_avg()
+    w = w_avg + bundle.truncation_psi * (w - w_avg)
+    image = backend.synthesis(np.repeat(w[:, None], bundle.n_styles, axis=1), rgb=False)
+    # Clipped as a rendered face saved to an image would be, then pooled to pSp's input size (face_pool).
+    return backend.encoder(pool_to(np.clip(image, -1, 1), ENCODER_SIZE).astype(np.float32))[0]
+
+
+def load_identity(identity: Path | None, seed: int, bundle: Bundle, backend: Backend) -> np.ndarray:
+    """The actor's W+ code [n_styles, 512]."""
+    if identity is None:
+        return random_identity(seed, bundle, backend)
+    if identity.suffix.lower() == ".npy":
+        return identity_from_npy(identity, bundle)
+    return identity_from_image(identity, backend)
