@@ -41,5 +41,31 @@ def _train_section(folder: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+STREAM_GPU_GOALS = ("Goals on one H100 at 1024x1024 (issue 5): end-to-end >= 200 fps into MP4, render batch 1 <= 3 ms"
+                    "/frame, >= 1500 frames/s batched.")
+
+
+def _stream_section(folder: Path) -> str:
+    rows = _load(folder, "stream-*.json")
+    lines = ["## Streaming (`svgan-bench stream`)", "",
+             "Render-only = G stepping + synthesis; encode-only = libx264 into /dev/null; end-to-end = the "
+             "`svgan-stream` loop with threaded encoding. First-frame latency is from the loop's start.",
+             STREAM_GPU_GOALS, "",
+             "| device | backend | bundle | resolution | batch | render fps (ms/frame) | encode fps | end-to-end fps |"
+             " first frame (ms) | command |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["config"]["device"], r["config"]["backend"], r["resolution"],
+                                         r["config"]["batch"])):
+        c = r["config"]
+        lines.append(f"| {r['device_name']} | {c['backend']}{' fp16' if c['fp16'] else ''} | {c['label']} | "
+                     f"{r['resolution']} | {c['batch']} | {r['render_fps']:.1f} ({r['render_ms_per_frame']:.1f}) | "
+                     f"{r['encode_fps']:.0f} | {r['end_to_end_fps']:.1f} | {r['first_frame_latency_ms']:.0f} | "
+                     f"`{r['command']}` |")
+    if not any(r["config"]["device"] == "cuda" for r in rows):
+        lines.append("| NVIDIA H100 (device tool) | torch, ort | config-f | 256 / 512 / 1024 | 1, 16 | not measured |"
+                     " | | | |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(folder: Path, out: Path) -> None:
-    out.write_text(HEADER + "\n" + _train_section(folder))
+    sections = [HEADER, _train_section(folder), _stream_section(folder)]
+    out.write_text("\n".join(sections))

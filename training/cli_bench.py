@@ -12,6 +12,7 @@ import click
 from svgan.errors import UserError, one_line_errors
 
 from .bench_report import write_report
+from .bench_stream import StreamBenchConfig, run_stream_bench
 from .bench_train import TrainBenchConfig, run_train_bench
 
 DEFAULTS = TrainBenchConfig()
@@ -41,7 +42,31 @@ def train(frames: int, n_styles: int, batch_size: int, iterations: int, device: 
 
         if not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA device is available")
-    result = run_train_bench(TrainBenchConfig(frames, n_styles, batch_size, iterations, device))
+    _record(run_train_bench(TrainBenchConfig(frames, n_styles, batch_size, iterations, device)), json_out, report)
+
+
+@main.command(context_settings={"show_default": True})
+@click.option("--bundle", required=True, type=click.Path(file_okay=False), help="Bundle to stream from.")
+@click.option("--backend", type=click.Choice(["ort", "trt", "torch"]), default="ort", help="Inference backend.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Rendering device.")
+@click.option("--batch", default=1, help="Frames per synthesis call.")
+@click.option("--frames", default=50, help="Frames per measurement.")
+@click.option("--preset", default="veryfast", help="x264 preset of the encode and end-to-end runs.")
+@click.option("--fp16", is_flag=True, help="fp16 graphs (ort) / half precision (torch).")
+@click.option("--label", default="", help="What the bundle is, for the report (e.g. 'config-f').")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the result here (e.g. docs/benchmarks/stream-ort-cpu-256.json).")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Re-render this markdown report from the JSON files beside --json.")
+@one_line_errors("svgan-bench")
+def stream(bundle: str, backend: str, device: str, batch: int, frames: int, preset: str, fp16: bool, label: str,
+           json_out: Path | None, report: Path | None) -> None:
+    """Render-only, encode-only and end-to-end fps and first-frame latency of one bundle."""
+    _record(run_stream_bench(StreamBenchConfig(bundle, backend, device, batch, frames, preset, fp16, label)),
+            json_out, report)
+
+
+def _record(result: dict, json_out: Path | None, report: Path | None) -> None:
     result["command"] = "svgan-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     text = json.dumps(result, indent=2)
     click.echo(text)
