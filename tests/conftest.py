@@ -42,3 +42,31 @@ def package_file(package: str, *parts: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         pytest.fail(f"{package} is not installed; `make test` installs it (pyproject [dev])")
     return Path(list(spec.submodule_search_locations)[0], *parts)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A bundle small enough to stream fast: a 64x64 reduced-width decoder with the conformance rule's
+    weights (pSp's IR-SE50 encoder keeps its real size) and a briefly trained temporal model on 10 styles."""
+    import torch
+
+    from svgan.export.bundle import export_bundle
+    from svgan.models import PSP, StyleGAN2Config, save_psp
+    from svgan.models.fixture_weights import fixture_latent_avg, fixture_state_dict
+    from svgan.training.synthetic import SyntheticConfig, make_sequence
+    from svgan.training.trainer import TrainConfig, start_run
+    from svgan.training.wplus_data import WPlusSequence
+
+    root = tmp_path_factory.mktemp("tiny_bundle")
+    psp = PSP(StyleGAN2Config(size=64, channels=(64, 64, 32, 32, 16)))
+    psp.load_state_dict(fixture_state_dict(psp.state_dict()), strict=True)
+    psp.set_latent_avg(fixture_latent_avg(18)[: psp.n_styles])
+    save_psp(root / "psp64.pt", psp)
+    seq = make_sequence(SyntheticConfig(seconds=6, n_styles=psp.n_styles))
+    run = root / "run"
+    with torch.random.fork_rng():
+        start_run(WPlusSequence(seq["wplus"], seq["fps"]), run,
+                  TrainConfig(epochs=1, batch_size=8, critic_steps=1, generator={"hidden_dim": 32})).run(
+            max_iterations=2)
+    export_bundle(run, root / "psp64.pt", root / "bundle", parity_batch=1)
+    return root / "bundle"

@@ -66,6 +66,25 @@ def _stream_section(folder: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _export_section(folder: Path) -> str:
+    rows = sorted(_load(folder, "export-parity-*.json"), key=lambda r: r["resolution"])
+    lines = ["## Export parity (`svgan-export`, onnxruntime vs PyTorch)", "",
+             "Max abs error of every fp32 graph (bound 1e-3; synthesis on the raw, unclamped image of conformance"
+             " weights), the 250-step onnxruntime loop of `generator_step` against PyTorch's unrolled G, and the"
+             " fp16 variants (synthesis: PSNR vs fp32, bound 40 dB; encoder: max abs error on W+, bound 1e-2).", "",
+             "| resolution | generator_init | generator_step | 250-step loop | mapping | synthesis | encoder |"
+             " fp16 synthesis PSNR | fp16 encoder | device | command |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        e, fp16 = r["fp32_max_abs_error"], r.get("fp16", {})
+        psnr = fp16.get("synthesis", {}).get("psnr_db")
+        enc16 = fp16.get("encoder", {}).get("max_abs_error")
+        lines.append(f"| {r['resolution']} | {e['generator_init']:.1e} | {e['generator_step']:.1e} | "
+                     f"{r['gru_loop']['max_abs_error']:.1e} | {e['mapping']:.1e} | {e['synthesis']:.1e} | "
+                     f"{e['encoder']:.1e} | {'not measured' if psnr is None else f'{psnr:.1f} dB'} | "
+                     f"{'not measured' if enc16 is None else f'{enc16:.1e}'} | {r['device']} | `{r['command']}` |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(folder: Path, out: Path) -> None:
-    sections = [HEADER, _train_section(folder), _stream_section(folder)]
+    sections = [HEADER, _train_section(folder), _export_section(folder), _stream_section(folder)]
     out.write_text("\n".join(sections))

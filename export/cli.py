@@ -1,0 +1,80 @@
+"""`svgan-export RUN --psp CKPT -o BUNDLE`: the run's generator, pSp and StyleGAN2 as one bundle (DESIGN §8)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from svgan.errors import one_line_errors
+
+from .bundle import DEFAULT_TRUNCATION_PSI, export_bundle, parse_batch_sizes
+from .onnx_graphs import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+
+TOOL = "svgan-export"
+
+
+def _progress(message: str) -> None:
+    click.echo(f"{TOOL}: {message}", err=True)
+
+
+def summary(manifest: dict, out: Path) -> dict:
+    """The `--json` summary: where the bundle is, what each graph weighs and how close it is to PyTorch."""
+    graphs = {}
+    for name, g in manifest["graphs"].items():
+        row = {"file": g["file"], "bytes": g["bytes"], "export_seconds": g["export_seconds"],
+               "max_abs_error": g["parity"]["max_abs_error"], "fp16": g["fp16"]}
+        if "loop" in g["parity"]:
+            row["loop_max_abs_error"] = g["parity"]["loop"]["max_abs_error"]
+        graphs[name] = row
+    return {"bundle": str(out), "resolution": manifest["resolution"], "n_styles": manifest["n_styles"],
+            "seconds": manifest["export"]["seconds"], "graphs": graphs, "engines": sorted(manifest["engines"])}
+
+
+@click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--psp", "psp", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="pSp checkpoint (encoder + StyleGAN2 decoder + latent_avg) whose W+ space the run was trained in.")
+@click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Bundle directory to write (must not exist or be empty, unless --force).")
+@click.option("--trt", is_flag=True,
+              help="Also build one TensorRT engine per graph (needs TensorRT and an NVIDIA GPU).")
+@click.option("--fp16", is_flag=True,
+              help="Also write fp16 variants of synthesis and encoder, kept only where parity holds "
+                   "(synthesis PSNR >= 40 dB); with --trt their engines are built in fp16.")
+@click.option("--opset", default=DEFAULT_OPSET, type=click.IntRange(MIN_OPSET, MAX_OPSET),
+              help="ONNX opset (TensorRT 10.0 reads up to 20).")
+@click.option("--batch-sizes", default="1,8,16",
+              help="Batch sizes the runtime will use: one TensorRT optimisation profile each.")
+@click.option("--truncation-psi", default=DEFAULT_TRUNCATION_PSI, type=float,
+              help="Truncation for random identities, recorded in the manifest for svgan-stream.")
+@click.option("--force", is_flag=True, help="Replace an existing bundle at --out (atomically).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a JSON summary here ('-' for stdout).")
+@one_line_errors(TOOL)
+def main(run: Path, psp: Path, out: Path, trt: bool, fp16: bool, opset: int, batch_sizes: str,
+         truncation_psi: float, force: bool, json_out: Path | None) -> None:
+    """Export training run RUN and the pSp checkpoint as one self-describing bundle.
+
+    Writes generator_init/generator_step (GRU state in, state out), mapping, synthesis and encoder as ONNX
+    (dynamic batch), pca.npz, w_avg.npy and manifest.json with every file's sha256 and the parity errors
+    (onnxruntime vs PyTorch) measured here. Nothing appears under --out unless the whole bundle was written.
+    """
+    start = time.perf_counter()
+    manifest = export_bundle(run, psp, out, fp16=fp16, trt=trt, opset=opset,
+                             batch_sizes=parse_batch_sizes(batch_sizes), truncation_psi=truncation_psi,
+                             force=force, progress=_progress)
+    result = summary(manifest, out)
+    result["seconds"] = round(time.perf_counter() - start, 2)
+    if json_out is not None:
+        text = json.dumps(result, indent=2)
+        if str(json_out) == "-":
+            click.echo(text)
+        else:
+            json_out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""`svgan-stream`: playable MP4 on stdout or -o, no torch on the ORT path, clean ends, flat memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from svgan.runtime.backends import OrtBackend
+from svgan.runtime.bundle import BundleError, load_bundle
+from svgan.runtime.offset_trick import identity_offset
+from svgan.runtime.video import VideoReader
+
+from .conftest import package_file
+
+# Runs the CLI with torch made unimportable: the ORT path must never need it.
+NO_TORCH = ("import sys; sys.modules['torch'] = None; sys.argv[0] = 'svgan-stream'; "
+            "from svgan.runtime.cli_stream import main; main()")
+
+
+def stream(*args: str, stdout=subprocess.PIPE, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", NO_TORCH, *args], stdout=stdout, stderr=subprocess.PIPE, **kwargs)
+
+
+def decoded_frames(data_or_path: bytes | Path) -> list[np.ndarray]:
+    if isinstance(data_or_path, bytes):
+        path = Path(os.environ.get("TMPDIR", "/tmp")) / f"svgan-test-{os.getpid()}.mp4"
+        path.write_bytes(data_or_path)
+    else:
+        path = data_or_path
+    with VideoReader(path) as reader:
+        return list(reader)
+
+
+def test_random_identity_to_stdout_without_torch(tiny_bundle, tmp_path):
+    proc = stream("--bundle", str(tiny_bundle), "--seed", "1", "--frames", "30", "--batch", "4",
+                  "--json", str(tmp_path / "stats.json"))
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    frames = decoded_frames(out)
+    assert len(frames) == 30 and frames[0].shape == (64, 64, 3)
+    assert not np.array_equal(frames[0], frames[-1])  # it moves
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["frames"] == 30 and stats["fps"] > 0 and stats["first_frame_latency_s"] > 0
+    assert "fps" in err.decode() and err.decode().count("\n") == 1
+
+
+def test_identity_from_a_real_photo_and_from_npy(tiny_bundle, tmp_path):
+    photo = package_file("skimage", "data/astronaut.png")
+    proc = stream("--bundle", str(tiny_bundle), "--identity", str(photo), "--frames", "5", "-o",
+                  str(tmp_path / "a.mp4"))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    assert len(decoded_frames(tmp_path / "a.mp4")) == 5
+    np.save(tmp_path / "w.npy", np.zeros((10, 512), np.float32))
+    proc = stream("--bundle", str(tiny_bundle), "--identity", str(tmp_path / "w.npy"), "--seconds", "0.2", "-o",
+                  str(tmp_path / "b.mp4"))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    assert len(decoded_frames(tmp_path / "b.mp4")) == 5  # 0.2 s at the run's 25 fps
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--identity", "{tmp}/nothing.png"], "svgan-stream: error: identity image not found: {tmp}/nothing.png"),
+    (["--identity", "{tmp}/w.npy"], "svgan-stream: error: {tmp}/w.npy holds a code of shape [3, 512]; "
+                                    "this bundle needs [10, 512]"),
+    (["--identity", "{tmp}/flat.png"], "svgan-stream: error: no face found in {tmp}/flat.png"),
+    (["--bundle", "{tmp}"], "svgan-stream: error: not an svgan bundle: {tmp}/manifest.json not found "
+                            "(make one with svgan-export)"),
+])
+def test_bad_input_is_one_line(tiny_bundle, tmp_path, args, message):
+    np.save(tmp_path / "w.npy", np.zeros((3, 512), np.float32))
+    from PIL import Image
+
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(tmp_path / "flat.png")
+    args = [a.format(tmp=tmp_path) for a in args]
+    proc = stream("--bundle", str(tiny_bundle), *args, "-o", str(tmp_path / "x.mp4"))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    assert err.decode().strip() == message.format(tmp=tmp_path)
+
+
+def test_refuses_a_terminal(tiny_bundle):
+    leader, follower = pty.openpty()
+    proc = stream("--bundle", str(tiny_bundle), "--frames", "1", stdout=follower)
+    _, err = proc.communicate(timeout=120)
+    os.close(follower)
+    os.close(leader)
+    assert proc.returncode == 1 and "refusing to write video to a terminal" in err.decode()
+
+
+def test_closed_pipe_ends_cleanly(tiny_bundle):
+    proc = stream("--bundle", str(tiny_bundle), "--frames", "0", "--batch", "4")
+    head = proc.stdout.read(20_000)  # then the reader goes away, as `| head -c 20000` does
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert len(head) == 20_000
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "the reader closed the output" in err
+
+
+def test_ctrl_c_ends_cleanly_with_a_playable_file(tiny_bundle, tmp_path):
+    proc = stream("--bundle", str(tiny_bundle), "--frames", "0", "--batch", "4", "-o", str(tmp_path / "c.mp4"))
+    deadline = time.time() + 120
+    while time.time() < deadline and (not (tmp_path / "c.mp4").exists() or
+                                      (tmp_path / "c.mp4").stat().st_size < 2_000):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "Traceback" not in err.decode() and "interrupted after" in err.decode()
+    assert len(decoded_frames(tmp_path / "c.mp4")) > 0
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_over_a_long_stream(tiny_bundle, tmp_path):
+    """RSS sampled while 3,000 frames (2 minutes of video) stream: no growth after warm-up."""
+    np.save(tmp_path / "w.npy", np.zeros((10, 512), np.float32))
+    proc = stream("--bundle", str(tiny_bundle), "--frames", "3000", "--batch", "8", "--identity",
+                  str(tmp_path / "w.npy"), "-o", str(tmp_path / "l.mp4"))
+    samples = []
+    while proc.poll() is None:
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+        except FileNotFoundError:
+            break
+        samples.append(int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))))
+        time.sleep(0.25)
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert len(samples) >= 8, "stream too short to sample"
+    warm = samples[len(samples) // 4:]
+    growth_mb = (max(warm[len(warm) // 2:]) - max(warm[: len(warm) // 2])) / 1024
+    assert growth_mb < 20, f"RSS grew by {growth_mb:.1f} MB over the stream: {samples}"
+    assert len(decoded_frames(tmp_path / "l.mp4")) == 3000
+
+
+def test_offset_trick_keeps_the_motion_subspace_and_moves_the_identity(tiny_bundle):
+    bundle = load_bundle(tiny_bundle)
+    pca = bundle.pca()
+    rng = np.random.default_rng(0)
+    w_new = rng.standard_normal((bundle.n_styles, 512)).astype(np.float32)
+    delta = identity_offset(w_new, pca)
+    # Delta is orthogonal to every motion direction, and w_new - Delta lies in mu + span(U).
+    assert np.abs(pca.components @ delta.reshape(-1)).max() < 1e-3
+    anchor = (w_new - delta).reshape(-1) - pca.mean
+    np.testing.assert_allclose(pca.components.T @ (pca.components @ anchor), anchor, atol=1e-3)
+
+
+def test_ort_backend_steps_like_the_bundle_says(tiny_bundle):
+    bundle = load_bundle(tiny_bundle, verify=True)
+    backend = OrtBackend(bundle)
+    state, w0 = backend.generator_init(np.zeros((2, 32), np.float32))
+    assert [h.shape for h in state] == [(2, n) for n in bundle.state_sizes] and w0.shape == (2, 10, 512)
+    state, w1 = backend.generator_step(np.ones((2, 32), np.float32), state)
+    rgb = backend.synthesis(np.concatenate([w0, w1]))
+    assert rgb.dtype == np.uint8 and rgb.shape == (4, 64, 64, 3)
+
+
+def test_corrupt_bundle_file_is_caught_by_verify(tiny_bundle, tmp_path):
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, copy)
+    with open(copy / "pca.npz", "r+b") as f:
+        f.seek(100)
+        f.write(b"\x00corrupt")
+    with pytest.raises(BundleError, match="does not match its sha256"):
+        load_bundle(copy, verify=True)
