@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["export_bundle", "load_manifest", "verify_bundle", "BUNDLE_FORMAT", "BUNDLE_FORMAT_VERSION"]
+__all__ = ["export_bundle", "verify_bundle", "BUNDLE_FORMAT", "BUNDLE_FORMAT_VERSION"]
 
 
 def __getattr__(name: str) -> Any:  # keep `import svgan.export` light: torch and onnx load on first use

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import gc
-import hashlib
 import json
 import os
 import platform
@@ -29,10 +28,9 @@ from typing import Any
 
 from svgan import __version__
 from svgan.errors import UserError
-
-BUNDLE_FORMAT = "svgan-bundle"
-BUNDLE_FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
+# The bundle format is defined once, by its torch-free reader; the exporter writes what it reads.
+from svgan.runtime.bundle import BUNDLE_FORMAT, MANIFEST, load_bundle, sha256_file
+from svgan.runtime.bundle import FORMAT_VERSION as BUNDLE_FORMAT_VERSION
 PCA_FILE = "pca.npz"
 W_AVG_FILE = "w_avg.npy"
 DEFAULT_BATCH_SIZES = (1, 8, 16)
@@ -46,57 +44,9 @@ Progress = Callable[[str], None]
 # Files
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def load_manifest(bundle: str | os.PathLike) -> dict[str, Any]:
-    """The bundle's manifest, checked to be an svgan bundle of a format version this code reads."""
-    path = Path(bundle) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{bundle} is not an svgan bundle: no {MANIFEST}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON: {e}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
-        raise UserError(f"{path} is not an svgan bundle manifest (format {manifest.get('format')!r})"
-                        if isinstance(manifest, dict) else f"{path} is not an svgan bundle manifest")
-    if manifest.get("format_version") != BUNDLE_FORMAT_VERSION:
-        raise UserError(f"{path}: bundle format version {manifest.get('format_version')}, this svgan reads "
-                        f"version {BUNDLE_FORMAT_VERSION}")
-    return manifest
-
-
-def manifest_files(manifest: dict[str, Any]) -> dict[str, str]:
-    """Every file the manifest names, with its sha256 (graphs, their external data and fp16 variants, files, engines)."""
-    files: dict[str, str] = {}
-    for entry in manifest["graphs"].values():
-        files[entry["file"]] = entry["sha256"]
-        if entry.get("external_data"):
-            files[entry["external_data"]["file"]] = entry["external_data"]["sha256"]
-        if entry.get("fp16"):
-            files[entry["fp16"]["file"]] = entry["fp16"]["sha256"]
-    for entry in (*manifest["files"].values(), *manifest["engines"].values()):
-        files[entry["file"]] = entry["sha256"]
-    return files
-
-
 def verify_bundle(bundle: str | os.PathLike) -> list[str]:
     """Problems with a bundle's files (missing, or sha256 differing from the manifest); empty when intact."""
-    manifest = load_manifest(bundle)
-    problems = []
-    for name, digest in manifest_files(manifest).items():
-        path = Path(bundle) / name
-        if not path.is_file():
-            problems.append(f"{name}: missing")
-        elif sha256_file(path) != digest:
-            problems.append(f"{name}: sha256 differs from the manifest")
-    return problems
+    return load_bundle(bundle).problems()
 
 
 def is_bundle(path: Path) -> bool:

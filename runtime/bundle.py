@@ -21,6 +21,7 @@ from svgan.errors import UserError
 
 BUNDLE_FORMAT = "svgan-bundle"
 FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
 GRAPHS = ("generator_init", "generator_step", "mapping", "synthesis", "encoder")
 
 
@@ -90,15 +91,25 @@ class Bundle:
     def w_avg(self) -> np.ndarray:
         return np.load(self.path / self.manifest["files"]["w_avg"]["file"], allow_pickle=False).astype(np.float32)
 
+    def problems(self) -> list[str]:
+        """Files missing or differing from their sha256 in the manifest (reads every byte: seconds at 1024)."""
+        found = []
+        for name, digest in manifest_files(self.manifest).items():
+            path = self.path / name
+            if not path.is_file():
+                found.append(f"{name}: missing")
+            elif sha256_file(path) != digest:
+                found.append(f"{name}: sha256 differs from the manifest")
+        return found
+
     def verify(self) -> None:
-        """Check every file against the sha256 in the manifest (reads every byte: seconds for 1024 bundles)."""
-        for entry in _file_entries(self.manifest):
-            if _sha256(self.path / entry["file"]) != entry["sha256"]:
-                raise BundleError(f"{self.path / entry['file']} does not match its sha256 in manifest.json "
-                                  "(corrupt or modified bundle)")
+        problems = self.problems()
+        if problems:
+            raise BundleError(f"{self.path} is corrupt or modified: {problems[0]}"
+                              + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
 
 
-def _sha256(path: Path, chunk: int = 1 << 20) -> str:
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -106,19 +117,23 @@ def _sha256(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _file_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    entries = list(manifest.get("files", {}).values()) + list((manifest.get("engines") or {}).values())
-    for graph in manifest["graphs"].values():
-        entries.append(graph)
-        if graph.get("fp16"):
-            entries.append(graph["fp16"])
-    return entries
+def manifest_files(manifest: dict[str, Any]) -> dict[str, str]:
+    """Every file the manifest names, with its sha256: graphs (their external data and fp16 variants),
+    files (PCA, W average) and engines."""
+    files: dict[str, str] = {}
+    for entry in manifest["graphs"].values():
+        for part in (entry, entry.get("external_data"), entry.get("fp16")):
+            if part:
+                files[part["file"]] = part["sha256"]
+    for entry in (*manifest.get("files", {}).values(), *(manifest.get("engines") or {}).values()):
+        files[entry["file"]] = entry["sha256"]
+    return files
 
 
 def load_bundle(path: str | os.PathLike, verify: bool = False) -> Bundle:
     """Open a bundle directory; every problem is a one-line `BundleError`."""
     path = Path(path)
-    manifest_path = path / "manifest.json"
+    manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         raise BundleError(f"not an svgan bundle: {manifest_path} not found (make one with svgan-export)")
     try:
@@ -127,15 +142,15 @@ def load_bundle(path: str | os.PathLike, verify: bool = False) -> Bundle:
         raise BundleError(f"{manifest_path} is not valid JSON: {e}") from None
     if manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{manifest_path} is not an svgan bundle manifest")
-    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-        raise BundleError(f"{path} has bundle format {manifest['format_version']}; this svgan reads up to "
-                          f"{FORMAT_VERSION} (upgrade svgan)")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"{path} has bundle format version {manifest.get('format_version')}; this svgan reads "
+                          f"version {FORMAT_VERSION}")
     missing = [name for name in GRAPHS if name not in manifest.get("graphs", {})]
     if missing:
         raise BundleError(f"{manifest_path} lists no graph '{missing[0]}'")
-    for entry in _file_entries(manifest):
-        if not (path / entry["file"]).is_file():
-            raise BundleError(f"{path} is incomplete: {entry['file']} is missing")
+    for name in manifest_files(manifest):
+        if not (path / name).is_file():
+            raise BundleError(f"{path} is incomplete: {name} is missing")
     bundle = Bundle(path=path, manifest=manifest)
     if verify:
         bundle.verify()

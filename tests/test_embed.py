@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from svgan.runtime.video import VideoReader, VideoSink
 from svgan.training.cli_embed import main as embed
-from svgan.training.embed import sha256_of
+from svgan.runtime.bundle import sha256_file
 from svgan.training.wplus_data import load_wplus
 
 from .conftest import package_file
@@ -42,7 +42,7 @@ def test_carphone_gives_one_code_per_frame_with_filtered_alignment(tmp_path, psp
     found = ~np.isnan(raw).any(axis=1)
     assert second_difference(smooth[found, :2]) < 0.5 * second_difference(raw[found, :2])
     provenance = json.loads(str(data["provenance"]))
-    assert provenance["psp_sha256"] == sha256_of(psp256_checkpoint)
+    assert provenance["psp_sha256"] == sha256_file(psp256_checkpoint)
     assert load_wplus(tmp_path / "car.npz", window=25).wplus.shape[0] == 60
 
 

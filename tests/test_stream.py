@@ -175,5 +175,20 @@ def test_corrupt_bundle_file_is_caught_by_verify(tiny_bundle, tmp_path):
     with open(copy / "pca.npz", "r+b") as f:
         f.seek(100)
         f.write(b"\x00corrupt")
-    with pytest.raises(BundleError, match="does not match its sha256"):
+    with pytest.raises(BundleError, match="pca.npz: sha256 differs from the manifest"):
         load_bundle(copy, verify=True)
+
+
+def test_torch_backend_renders_what_onnxruntime_renders(tiny_bundle):
+    from svgan.runtime.torch_backend import TorchBackend
+
+    bundle = load_bundle(tiny_bundle)
+    ort_backend, torch_backend = OrtBackend(bundle), TorchBackend(bundle, "cpu")
+    i = np.random.default_rng(0).standard_normal((2, 32)).astype(np.float32)
+    (state_o, w_o), (state_t, w_t) = ort_backend.generator_init(i), torch_backend.generator_init(i)
+    np.testing.assert_allclose(w_t, w_o, atol=1e-4)
+    (_, w_o), (_, w_t) = ort_backend.generator_step(i, state_o), torch_backend.generator_step(i, state_t)
+    np.testing.assert_allclose(w_t, w_o, atol=1e-4)
+    frames_o, frames_t = ort_backend.synthesis(w_o), torch_backend.synthesis(w_t)
+    assert frames_t.dtype == np.uint8 and frames_t.shape == frames_o.shape
+    assert np.abs(frames_t.astype(int) - frames_o.astype(int)).max() <= 1

@@ -12,7 +12,6 @@ Two passes over the video, so memory does not grow with its length:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from PIL import Image
 
 from svgan import __version__
 from svgan.models import PSP
+from svgan.runtime.bundle import sha256_file
 from svgan.runtime.face_align import DEFAULT_SIGMA_SECONDS, Aligner, align_image, smooth_params
 from svgan.runtime.video import VideoReader, VideoSink
 
@@ -50,14 +50,6 @@ class Embedding:
     raw_params: np.ndarray | None = None       # [N, 4] per-frame detections (NaN where no face)
     interpolated: np.ndarray | None = None     # [N] bool, frames whose crop was interpolated
     provenance: dict = field(default_factory=dict)
-
-
-def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def to_encoder_input(frames: list[np.ndarray], device: str) -> torch.Tensor:
@@ -154,8 +146,8 @@ def save_embedding(path: str | os.PathLike, embedding: Embedding) -> None:
 
 
 def provenance(video: Path, checkpoint: Path | None, options: EmbedOptions) -> dict:
-    return {"tool": f"svgan-embed {__version__}", "video": video.name, "video_sha256": sha256_of(video),
+    return {"tool": f"svgan-embed {__version__}", "video": video.name, "video_sha256": sha256_file(video),
             "psp_checkpoint": checkpoint.name if checkpoint else None,
-            "psp_sha256": sha256_of(checkpoint) if checkpoint else None,
+            "psp_sha256": sha256_file(checkpoint) if checkpoint else None,
             "aligned_input": options.aligned, "sigma_seconds": list(options.sigma_seconds),
             "alignment": "FFHQ-style from the eye corners only (dlib 5-point), temporally low-passed"}
