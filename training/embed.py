@@ -26,7 +26,7 @@ from PIL import Image
 from svgan import __version__
 from svgan.models import PSP
 from svgan.runtime.bundle import sha256_file
-from svgan.runtime.face_align import DEFAULT_SIGMA_SECONDS, Aligner, align_image, smooth_params
+from svgan.runtime.face_align import DEFAULT_SIGMA_SECONDS, Aligner, align_image
 from svgan.runtime.video import VideoReader, VideoSink
 
 ENCODER_SIZE = 256
