@@ -7,6 +7,7 @@ module and everything it imports stay free of torch.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,23 @@ def _open_output(output: Path | None):
     if is_terminal(sys.stdout):
         raise UserError("refusing to write video to a terminal: redirect stdout (> out.mp4, | ffplay -) or use -o FILE")
     return sys.stdout.buffer
+
+
+class StopFlag:
+    """Ctrl-C during streaming ends the loop between batches, so the file is finished cleanly; a second
+    Ctrl-C interrupts at once. (A KeyboardInterrupt raised inside FFmpeg or onnxruntime calls while the
+    encoder thread runs is exactly what this avoids.)"""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
 
 
 def _frame_count(frames: int | None, seconds: float | None, fps: float) -> int | None:
@@ -78,9 +96,12 @@ def main(bundle_dir: Path, identity: Path | None, seed: int, frames: int | None,
     n = _frame_count(frames, seconds, fps)
     sink = ThreadedSink(target, fps=fps, width=bundle.resolution, height=bundle.resolution, crf=crf, preset=preset)
     closed = interrupted = False
+    stop = StopFlag()
+    previous = signal.signal(signal.SIGINT, stop.handle)
     loop_start = time.perf_counter()
     try:
-        run_stream(engine, MotionSource(engine, bundle.latent_dim, offset, seed), sink.write_batch, n, batch, stats)
+        run_stream(engine, MotionSource(engine, bundle.latent_dim, offset, seed), sink.write_batch, n, batch, stats,
+                   should_stop=stop)
     except SinkClosed:
         closed = True
     except KeyboardInterrupt:
@@ -90,6 +111,8 @@ def main(bundle_dir: Path, identity: Path | None, seed: int, frames: int | None,
             sink.close()
         except SinkClosed:
             closed = True
+        signal.signal(signal.SIGINT, previous)
+    interrupted = interrupted or stop.requested
     stats.wall_seconds = time.perf_counter() - loop_start  # encoding of the last frames included
     _report(stats, json_out, closed, interrupted)
     if interrupted:

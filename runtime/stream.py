@@ -70,12 +70,12 @@ class MotionSource:
 
 
 def run_stream(backend: Backend, motion: MotionSource, write: Callable[[np.ndarray], None], frames: int | None,
-               batch: int, stats: StreamStats) -> StreamStats:
-    """Render `frames` frames (None: until stopped) through `write` (a sink's `write_batch`)."""
+               batch: int, stats: StreamStats, should_stop: Callable[[], bool] = lambda: False) -> StreamStats:
+    """Render `frames` frames (None: until `should_stop()`) through `write` (a sink's `write_batch`)."""
     start = time.perf_counter()
     codes = motion.batches(batch)
     try:
-        while frames is None or stats.frames < frames:
+        while (frames is None or stats.frames < frames) and not should_stop():
             t0 = time.perf_counter()
             wplus = next(codes)
             if frames is not None:

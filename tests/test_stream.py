@@ -109,7 +109,9 @@ def test_closed_pipe_ends_cleanly(tiny_bundle):
 
 
 def test_ctrl_c_ends_cleanly_with_a_playable_file(tiny_bundle, tmp_path):
-    proc = stream("--bundle", str(tiny_bundle), "--frames", "0", "--batch", "4", "-o", str(tmp_path / "c.mp4"))
+    np.save(tmp_path / "w.npy", np.zeros((10, 512), np.float32))  # no encoder to load: streaming starts at once
+    proc = stream("--bundle", str(tiny_bundle), "--frames", "0", "--batch", "4", "--identity", str(tmp_path / "w.npy"),
+                  "-o", str(tmp_path / "c.mp4"))
     deadline = time.time() + 120
     while time.time() < deadline and (not (tmp_path / "c.mp4").exists() or
                                       (tmp_path / "c.mp4").stat().st_size < 2_000):
