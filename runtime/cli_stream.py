@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from svgan.errors import UserError, fail, one_line_errors
+from svgan.errors import StopFlag, UserError, fail, one_line_errors
 
 from .backends import make_backend
 from .bundle import load_bundle
@@ -32,23 +32,6 @@ def _open_output(output: Path | None):
     if is_terminal(sys.stdout):
         raise UserError("refusing to write video to a terminal: redirect stdout (> out.mp4, | ffplay -) or use -o FILE")
     return sys.stdout.buffer
-
-
-class StopFlag:
-    """Ctrl-C during streaming ends the loop between batches, so the file is finished cleanly; a second
-    Ctrl-C interrupts at once. (A KeyboardInterrupt raised inside FFmpeg or onnxruntime calls while the
-    encoder thread runs is exactly what this avoids.)"""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __call__(self) -> bool:
-        return self.requested
-
-    def handle(self, signum: int, frame: object) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
 
 
 def _frame_count(frames: int | None, seconds: float | None, fps: float) -> int | None:

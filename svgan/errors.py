@@ -1,4 +1,4 @@
-"""Errors meant for the user, and the CLI wrapper that prints them as one line.
+"""Errors meant for the user, the CLI wrapper that prints them as one line, and graceful Ctrl-C.
 
 Every error caused by bad input (a missing or corrupt checkpoint, an image without a face, an unusable
 video or run directory) derives from `UserError`; the command-line tools print its message as one line
@@ -42,3 +42,22 @@ def one_line_errors(tool: str) -> Callable[[F], F]:
         return run  # type: ignore[return-value]
 
     return wrap
+
+
+class StopFlag:
+    """A SIGINT handler for long loops: the first Ctrl-C only sets the flag (the loop finishes its step,
+    saves its work and ends); a second Ctrl-C raises KeyboardInterrupt at once. Stopping at a step boundary
+    also keeps KeyboardInterrupt from firing inside native code (FFmpeg, onnxruntime, an optimiser step)."""
+
+    def __init__(self, notice: Callable[[], None] = lambda: None) -> None:
+        self.requested = False
+        self.notice = notice
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.notice()

@@ -11,30 +11,12 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from svgan.errors import fail, one_line_errors
+from svgan.errors import StopFlag, fail, one_line_errors
 
 from .trainer import CHECKPOINT, TrainConfig, TrainingDiverged, start_run
 from .wplus_data import load_wplus
 
 DEFAULTS = TrainConfig()
-
-
-class StopFlag:
-    """First Ctrl-C: finish the current iteration, write a checkpoint, exit. Second Ctrl-C: abort now
-    (the last periodic checkpoint stays valid, since checkpoints are written atomically)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __call__(self) -> bool:
-        return self.requested
-
-    def handle(self, signum: int, frame: object) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        tqdm.write("svgan-train: interrupt received; writing a checkpoint after this iteration "
-                   "(Ctrl-C again to abort)", file=sys.stderr)
 
 
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
@@ -77,7 +59,8 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
                          checkpoint_every=checkpoint_every, seed=seed)
     sequence = load_wplus(data, window=config.window)
     trainer = start_run(sequence, run_dir, config, device=device, resume=resume, data_path=data)
-    stop = StopFlag()
+    stop = StopFlag(notice=lambda: tqdm.write("svgan-train: interrupt received; writing a checkpoint after this "
+                                              "iteration (Ctrl-C again to abort)", file=sys.stderr))
     previous = signal.signal(signal.SIGINT, stop.handle)
     bar = tqdm(total=trainer.total_iterations, initial=trainer.iteration, desc="svgan-train", unit="it",
                file=sys.stderr, dynamic_ncols=True)
