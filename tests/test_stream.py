@@ -26,8 +26,24 @@ NO_TORCH = ("import sys; sys.modules['torch'] = None; sys.argv[0] = 'svgan-strea
             "from svgan.runtime.cli_stream import main; main()")
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_stray_streams():
+    """An endless stream left running by a failed test would eat the CPU of every later test."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def stream(*args: str, stdout=subprocess.PIPE, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", NO_TORCH, *args], stdout=stdout, stderr=subprocess.PIPE, **kwargs)
+    proc = subprocess.Popen([sys.executable, "-c", NO_TORCH, *args], stdout=stdout, stderr=subprocess.PIPE, **kwargs)
+    STARTED.append(proc)
+    return proc
 
 
 def decoded_frames(data_or_path: bytes | Path) -> list[np.ndarray]:
