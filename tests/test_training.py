@@ -125,7 +125,10 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_continues(tmp_path, data_file):
                                           and len((run / "metrics.csv").read_text().splitlines()) > 2):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:  # never leave a 50-epoch run behind
+        proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupt received" in err
     stopped_at = torch.load(run / CHECKPOINT, weights_only=True)["iteration"]
