@@ -151,7 +151,10 @@ def test_memory_stays_flat_over_a_long_stream(tiny_bundle, tmp_path):
             status = Path(f"/proc/{proc.pid}/status").read_text()
         except FileNotFoundError:
             break
-        samples.append(int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))))
+        rss = [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")]
+        if not rss:  # it exited between poll() and the read: a zombie has no memory left to sample
+            break
+        samples.append(rss[0])
         time.sleep(0.25)
     _, err = proc.communicate()
     assert proc.returncode == 0, err.decode()
