@@ -292,7 +292,8 @@ def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: 
         manifest = {
             "format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION, "svgan_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "resolution": psp.resolution, "n_styles": c.n_styles, "style_dim": c.style_dim,
+            "resolution": psp.resolution, "encoder_input_size": psp.input_size,
+            "n_styles": c.n_styles, "style_dim": c.style_dim,
             "latent_dim": c.latent_dim, "state_sizes": [c.hidden_dim] * (c.n_cells - 1) + [c.latent_dim],
             "fps": float(meta["fps"]), "opset": opset, "truncation_psi": float(truncation_psi),
             "batch_sizes": list(batch_sizes),
@@ -340,7 +341,7 @@ def _reference(spec, generator, decoder, psp, w_avg, refs, large: int):
         image = refs.get("synthesis", {}).get("image")
         if image is None:
             image = par.reference_synthesis(decoder, par.wplus_inputs(decoder, w_avg, large))["image"]
-        inputs = (par.encoder_inputs(torch.from_numpy(image)),)
+        inputs = (par.encoder_inputs(torch.from_numpy(image), psp.input_size),)
     else:  # pragma: no cover
         raise ValueError(spec.name)
     return inputs, og.torch_outputs(spec.module, inputs, spec.output_names)

@@ -182,7 +182,7 @@ class Synthesis(nn.Module):
 
 
 class Encoder(nn.Module):
-    """`image -> wplus`: pSp's encoder on aligned 256x256 faces in [-1, 1], `latent_avg` added (`PSP.encode`)."""
+    """`image -> wplus`: pSp's encoder on aligned faces (256² for FFHQ) in [-1, 1], `latent_avg` added (`PSP.encode`)."""
 
     def __init__(self, psp: PSP):
         super().__init__()
@@ -251,10 +251,11 @@ def synthesis_spec(generator: Generator) -> GraphSpec:
 
 
 def encoder_spec(psp: PSP) -> GraphSpec:
-    example = _example(EXAMPLE_BATCH, 3, 256, 256, seed=6).clamp(-1, 1)
+    size = psp.input_size
+    example = _example(EXAMPLE_BATCH, 3, size, size, seed=6).clamp(-1, 1)
     return GraphSpec("encoder", Encoder(psp), (example,), ("image",), ("wplus",),
-                     "pSp encoder: aligned RGB [batch, 3, 256, 256] in [-1, 1] -> wplus [batch, n_styles, 512] "
-                     "(latent_avg included)")
+                     f"pSp encoder: aligned RGB [batch, 3, {size}, {size}] in [-1, 1] -> wplus [batch, n_styles, "
+                     f"{psp.decoder.config.style_dim}] (latent_avg included)")
 
 
 def bundle_specs(generator: TemporalGenerator, psp: PSP) -> list[GraphSpec]:

@@ -101,10 +101,10 @@ def wplus_inputs(decoder: Generator, w_avg: torch.Tensor, batch: int, psi: float
     return w.reshape(batch, c.n_styles, c.style_dim)
 
 
-def encoder_inputs(images: torch.Tensor) -> torch.Tensor:
-    """Synthesised images -> encoder inputs: average-pooled to 256² (as pSp does), clamped to [-1, 1]."""
-    if images.shape[-1] != 256:
-        images = F.adaptive_avg_pool2d(images, (256, 256))
+def encoder_inputs(images: torch.Tensor, size: int = 256) -> torch.Tensor:
+    """Synthesised images -> encoder inputs: average-pooled to the encoder's size (as pSp does), clamped to [-1, 1]."""
+    if images.shape[-1] != size:
+        images = F.adaptive_avg_pool2d(images, (size, size))
     return images.clamp(-1, 1)
 
 

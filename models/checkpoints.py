@@ -26,9 +26,11 @@ from torch import nn
 from svgan.errors import UserError
 
 from .psp import PSP
+from .psp_encoder import PSPEncoderConfig
 from .stylegan2 import Generator, StyleGAN2Config
 
 DEFAULT_PSP_OUTPUT_SIZE = 1024  # releases from 2020-10 have no `output_size` in opts (DESIGN §2)
+SVGAN_ENCODER_OPT = "svgan_encoder"  # opts key of a reduced encoder's shape (official pSp ignores unknown opts)
 
 
 class CheckpointError(UserError):
@@ -150,7 +152,7 @@ def load_psp(path: str | os.PathLike, device: str | torch.device = "cpu") -> PSP
     state = ckpt["state_dict"]
     size = int(opts.get("output_size") or DEFAULT_PSP_OUTPUT_SIZE)
     config = stylegan2_config_from_state(_strip_prefix(state, "decoder."), size=size, prefix="decoder.", source=str(path))
-    model = PSP(config, input_nc=int(opts.get("input_nc", 3)))
+    model = PSP(config, input_nc=int(opts.get("input_nc", 3)), encoder_config=_encoder_config(opts, path))
     load_state_strict(model, state, str(path))
     latent_avg = ckpt.get("latent_avg")
     if latent_avg is not None:
@@ -161,6 +163,18 @@ def load_psp(path: str | os.PathLike, device: str | torch.device = "cpu") -> PSP
     elif opts.get("start_from_latent_avg", False):
         raise CheckpointError(f"{path}: opts say start_from_latent_avg but the checkpoint has no 'latent_avg'")
     return model.eval().to(device)
+
+
+def _encoder_config(opts: Mapping[str, Any], path: str | os.PathLike) -> PSPEncoderConfig | None:
+    """svgan's own small encoders record their shape under `opts["svgan_encoder"]`; official ones have none."""
+    shape = opts.get(SVGAN_ENCODER_OPT)
+    if shape is None:
+        return None
+    try:
+        return PSPEncoderConfig(input_size=int(shape["input_size"]),
+                                stages=tuple(tuple(int(v) for v in stage) for stage in shape["stages"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: opts['{SVGAN_ENCODER_OPT}'] is malformed ({e})") from None
 
 
 def load_stylegan2(path: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
@@ -191,6 +205,9 @@ def psp_opts(output_size: int) -> dict[str, Any]:
 def save_psp(path: str | os.PathLike, model: PSP, opts: Mapping[str, Any] | None = None) -> None:
     """Write `model` in the official pSp layout (atomically)."""
     opts = dict(psp_opts(model.resolution), **(opts or {}))
+    encoder = model.encoder.config
+    if (encoder.input_size, encoder.stages) != (PSPEncoderConfig.input_size, PSPEncoderConfig.stages):
+        opts[SVGAN_ENCODER_OPT] = {"input_size": encoder.input_size, "stages": [list(s) for s in encoder.stages]}
     atomic_torch_save({"state_dict": model.state_dict(), "opts": opts, "latent_avg": model.latent_avg.clone()}, path)
 
 

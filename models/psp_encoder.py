@@ -23,15 +23,42 @@ from .stylegan2 import EqualLinear
 
 # IR-50: (in_channels, depth, number of units) per stage; the first unit of each stage has stride 2.
 IR50_STAGES: tuple[tuple[int, int, int], ...] = ((64, 64, 3), (64, 128, 4), (128, 256, 14), (256, 512, 3))
-# Body indices whose outputs feed the pyramid (ends of stages 2 and 3; c3 is the body's output).
-C1_INDEX, C2_INDEX = 6, 20
 COARSE_STYLES, MIDDLE_STYLES = 3, 7
 
 
 @dataclass(frozen=True)
 class PSPEncoderConfig:
+    """The defaults are pSp's FFHQ encoder. `stages` (in_channels, depth, units), `input_size` and `style_dim`
+    shrink it for small worlds (the demo world's encoder reads 64x64 faces); the official layout is kept
+    whenever they are left alone."""
+
     n_styles: int = 18
     input_nc: int = 3
+    input_size: int = 256
+    style_dim: int = 512
+    stages: tuple[tuple[int, int, int], ...] = IR50_STAGES
+
+    @property
+    def pyramid_channels(self) -> int:
+        """Width of the feature pyramid and of every style block: the last stage's depth (512 in IR-50)."""
+        return self.stages[-1][1]
+
+    @property
+    def c1_index(self) -> int:
+        """Body index of the last unit of stage 2, whose output is the pyramid's finest level c1."""
+        return self.stages[0][2] + self.stages[1][2] - 1
+
+    @property
+    def c2_index(self) -> int:
+        return self.c1_index + self.stages[2][2]
+
+    def __post_init__(self) -> None:
+        if len(self.stages) != 4:
+            raise ValueError(f"the GradualStyleEncoder needs 4 IR stages, got {len(self.stages)}")
+        if self.input_size % 16 or self.input_size < 64:
+            raise ValueError(f"encoder input_size must be a multiple of 16 and >= 64, got {self.input_size}")
+        if min(depth for _, depth, _ in self.stages) < 16:
+            raise ValueError("every IR stage needs >= 16 channels (the SE gate divides them by 16)")
 
 
 class SEModule(nn.Module):
@@ -73,36 +100,40 @@ class BottleneckIRSE(nn.Module):
 class GradualStyleBlock(nn.Module):
     """log2(spatial) stride-2 convs (LeakyReLU 0.01) down to 1x1, then EqualLinear -> one style vector."""
 
-    def __init__(self, channels: int, spatial: int):
+    def __init__(self, channels: int, spatial: int, style_dim: int):
         super().__init__()
         layers: list[nn.Module] = []
         for _ in range(int(math.log2(spatial))):
             layers += [nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.LeakyReLU()]
         self.convs = nn.Sequential(*layers)
-        self.linear = EqualLinear(channels, channels, lr_mul=1)
+        self.linear = EqualLinear(channels, style_dim, lr_mul=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.convs(x).flatten(1))
 
 
 class GradualStyleEncoder(nn.Module):
-    """Aligned face (B x 3 x 256 x 256, [-1, 1]) -> W+ offsets (B x n_styles x 512), before latent_avg."""
+    """Aligned face (B x 3 x input_size², [-1, 1]) -> W+ offsets (B x n_styles x style_dim), before latent_avg."""
 
     def __init__(self, config: PSPEncoderConfig = PSPEncoderConfig()):
         super().__init__()
         self.config = config
-        self.input_layer = nn.Sequential(nn.Conv2d(config.input_nc, 64, 3, 1, 1, bias=False),
-                                         nn.BatchNorm2d(64), nn.PReLU(64))
+        stem = config.stages[0][0]
+        self.input_layer = nn.Sequential(nn.Conv2d(config.input_nc, stem, 3, 1, 1, bias=False),
+                                         nn.BatchNorm2d(stem), nn.PReLU(stem))
         units = []
-        for in_ch, depth, n in IR50_STAGES:
+        for in_ch, depth, n in config.stages:
             units.append(BottleneckIRSE(in_ch, depth, 2))
             units += [BottleneckIRSE(depth, depth, 1) for _ in range(n - 1)]
         self.body = nn.Sequential(*units)
+        pyramid, size = config.pyramid_channels, config.input_size
+        # c3 is at input/16, p2 at input/8, p1 at input/4 (16², 32², 64² for pSp's 256² input).
         self.styles = nn.ModuleList(
-            GradualStyleBlock(512, 16 if i < COARSE_STYLES else 32 if i < MIDDLE_STYLES else 64)
+            GradualStyleBlock(pyramid, size // 16 if i < COARSE_STYLES else size // 8 if i < MIDDLE_STYLES
+                              else size // 4, config.style_dim)
             for i in range(config.n_styles))
-        self.latlayer1 = nn.Conv2d(256, 512, 1)
-        self.latlayer2 = nn.Conv2d(128, 512, 1)
+        self.latlayer1 = nn.Conv2d(config.stages[2][1], pyramid, 1)
+        self.latlayer2 = nn.Conv2d(config.stages[1][1], pyramid, 1)
 
     @staticmethod
     def _upsample_add(x: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
@@ -112,9 +143,9 @@ class GradualStyleEncoder(nn.Module):
         x = self.input_layer(x)
         for i, unit in enumerate(self.body):
             x = unit(x)
-            if i == C1_INDEX:
+            if i == self.config.c1_index:
                 c1 = x
-            elif i == C2_INDEX:
+            elif i == self.config.c2_index:
                 c2 = x
         c3 = x
         p2 = self._upsample_add(c3, self.latlayer1(c2))

@@ -6,7 +6,7 @@ Every backend offers the same five calls, named after the bundle's graphs:
     generator_step(s, state)     s [B, 32], state           -> (state', w [B, S, 512])
     mapping(z)                   z [B, 512]                 -> w [B, 512]
     synthesis(wplus, rgb=True)   wplus [B, S, 512]          -> uint8 [B, R, R, 3]  (or float image [B, 3, R, R])
-    encoder(image)               image [B, 3, 256, 256]     -> wplus [B, S, 512]  (latent_avg included)
+    encoder(image)               image [B, 3, E, E]         -> wplus [B, S, 512]  (E = bundle.encoder_input_size)
 
 Sessions are created on first use, so a stream from a W+ `.npy` identity never loads the encoder.
 The torch backend (`torch_backend.py`) offers the same calls for GPUs without TensorRT.

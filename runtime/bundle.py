@@ -67,6 +67,11 @@ class Bundle:
         return float(self.manifest.get("fps", 25.0))
 
     @property
+    def encoder_input_size(self) -> int:
+        """Side of the aligned faces the encoder reads (256 for pSp's FFHQ encoder; bundles before it was recorded)."""
+        return int(self.manifest.get("encoder_input_size", 256))
+
+    @property
     def truncation_psi(self) -> float:
         return float(self.manifest.get("truncation_psi", 0.7))
 

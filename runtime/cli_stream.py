@@ -46,6 +46,8 @@ def _frame_count(frames: int | None, seconds: float | None, fps: float) -> int |
               help="Exported bundle (svgan-export). The default is the one `make demo` builds.")
 @click.option("--identity", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The actor: a photo (aligned and encoded with pSp) or a W+ code (.npy). Default: random (--seed).")
+@click.option("--aligned", is_flag=True,
+              help="The --identity image is an aligned face already (as svgan-embed --aligned): resize, do not detect.")
 @click.option("--seed", default=0, help="Seeds the random identity (without --identity) and the motion.")
 @click.option("--frames", type=int, default=None, help="Frames to write; 0 streams until stopped. Overrides --seconds.")
 @click.option("--seconds", type=float, default=None, help="Seconds of video to write (default 10).")
@@ -57,27 +59,30 @@ def _frame_count(frames: int | None, seconds: float | None, fps: float) -> int |
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Where frames are rendered.")
 @click.option("--fp16", is_flag=True, help="Use the bundle's fp16 graphs (ort) / half precision (torch).")
 @click.option("--batch", default=1, help="Frames rendered per synthesis call.")
+@click.option("--upscale", default=1, type=click.IntRange(min=1),
+              help="Encode frames enlarged this many times (bicubic): e.g. 4 turns 64x64 frames into 256x256.")
 @click.option("--crf", default=20, help="x264 quality (lower = better, larger).")
 @click.option("--preset", default="veryfast", help="x264 preset (ultrafast .. veryslow): speed vs size.")
 @click.option("--verify", is_flag=True, help="Check every bundle file against its sha256 first.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the statistics as JSON to this file.")
 @one_line_errors("svgan-stream")
-def main(bundle_dir: Path, identity: Path | None, seed: int, frames: int | None, seconds: float | None,
-         fps: float | None, output: Path | None, backend: str, device: str, fp16: bool, batch: int, crf: int,
+def main(bundle_dir: Path, identity: Path | None, aligned: bool, seed: int, frames: int | None, seconds: float | None,
+         fps: float | None, output: Path | None, backend: str, device: str, fp16: bool, batch: int, upscale: int, crf: int,
          preset: str, verify: bool, json_out: Path | None) -> None:
     """Stream endless, smooth talking-head video for any identity as H.264 in fragmented MP4 (stdout or -o)."""
     start = time.perf_counter()
     target = _open_output(output)
     bundle = load_bundle(bundle_dir, verify=verify)
     engine = make_backend(backend, bundle, device, fp16=fp16)
-    offset = identity_offset(load_identity(identity, seed, bundle, engine), bundle.pca())
+    offset = identity_offset(load_identity(identity, seed, bundle, engine, aligned), bundle.pca())
     fps = fps or bundle.fps
     stats = StreamStats(fps_target=fps, setup_seconds=time.perf_counter() - start,
                         extra={"backend": backend, "device": device, "batch": batch,
                                "resolution": bundle.resolution})
     n = _frame_count(frames, seconds, fps)
-    sink = ThreadedSink(target, fps=fps, width=bundle.resolution, height=bundle.resolution, crf=crf, preset=preset)
+    sink = ThreadedSink(target, fps=fps, width=bundle.resolution, height=bundle.resolution, crf=crf, preset=preset,
+                        upscale=upscale)
     closed = interrupted = False
     stop = StopFlag()
     previous = signal.signal(signal.SIGINT, stop.handle)

@@ -1,7 +1,8 @@
 """Where a stream's actor comes from (DESIGN §6): an image, a W+ `.npy`, or a random StyleGAN2 face.
 
-An image is aligned with the same code as `svgan-embed` (eye corners, FFHQ-style, no temporal filter)
-and encoded with pSp. A random identity follows the paper: z ~ N(0, 1)^512 -> mapping -> truncation ->
+An image is aligned with the same code as `svgan-embed` (eye corners, FFHQ-style, no temporal filter), or
+only resized when it is already aligned (`--aligned`, e.g. the demo world's cartoon faces, which no face
+detector knows), and encoded with pSp at the bundle's encoder input size. A random identity follows the paper: z ~ N(0, 1)^512 -> mapping -> truncation ->
 synthesis -> pSp, so it lives where pSp's codes of real faces live.
 """
 
@@ -16,9 +17,6 @@ from svgan.errors import UserError
 
 from .backends import Backend
 from .bundle import Bundle
-
-ENCODER_SIZE = 256
-
 
 def image_to_encoder_input(rgb: np.ndarray) -> np.ndarray:
     """HxWx3 uint8 aligned faces [B, H, W, 3] -> [B, 3, H, W] in [-1, 1], as pSp's ToTensor + Normalize."""
@@ -35,17 +33,20 @@ def pool_to(images: np.ndarray, size: int) -> np.ndarray:
     return images.repeat(f, axis=2).repeat(f, axis=3)
 
 
-def identity_from_image(path: Path, backend: Backend) -> np.ndarray:
-    from .face_align import align_face  # dlib loads only when an image identity is asked for
-
+def identity_from_image(path: Path, backend: Backend, size: int, aligned: bool = False) -> np.ndarray:
     try:
-        rgb = np.asarray(Image.open(path).convert("RGB"))
+        image = Image.open(path).convert("RGB")
     except FileNotFoundError:
         raise UserError(f"identity image not found: {path}") from None
     except (UnidentifiedImageError, OSError) as e:
         raise UserError(f"cannot read identity image {path}: {e}") from None
-    aligned, _ = align_face(rgb, ENCODER_SIZE, what=str(path))
-    return backend.encoder(image_to_encoder_input(aligned[None]))[0]
+    if aligned:
+        face = np.asarray(image if image.size == (size, size) else image.resize((size, size), Image.Resampling.LANCZOS))
+    else:
+        from .face_align import align_face  # dlib loads only when a photo has to be aligned
+
+        face, _ = align_face(np.asarray(image), size, what=str(path))
+    return backend.encoder(image_to_encoder_input(face[None]))[0]
 
 
 def identity_from_npy(path: Path, bundle: Bundle) -> np.ndarray:
@@ -66,13 +67,14 @@ def random_identity(seed: int, bundle: Bundle, backend: Backend) -> np.ndarray:
     w = w_avg + bundle.truncation_psi * (w - w_avg)
     image = backend.synthesis(np.repeat(w[:, None], bundle.n_styles, axis=1), rgb=False)
     # Clipped as a rendered face saved to an image would be, then pooled to pSp's input size (face_pool).
-    return backend.encoder(pool_to(np.clip(image, -1, 1), ENCODER_SIZE).astype(np.float32))[0]
+    return backend.encoder(pool_to(np.clip(image, -1, 1), bundle.encoder_input_size).astype(np.float32))[0]
 
 
-def load_identity(identity: Path | None, seed: int, bundle: Bundle, backend: Backend) -> np.ndarray:
-    """The actor's W+ code [n_styles, 512]."""
+def load_identity(identity: Path | None, seed: int, bundle: Bundle, backend: Backend,
+                  aligned: bool = False) -> np.ndarray:
+    """The actor's W+ code [n_styles, style_dim]; `aligned`: the image is an aligned face already."""
     if identity is None:
         return random_identity(seed, bundle, backend)
     if identity.suffix.lower() == ".npy":
         return identity_from_npy(identity, bundle)
-    return identity_from_image(identity, backend)
+    return identity_from_image(identity, backend, bundle.encoder_input_size, aligned)

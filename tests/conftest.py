@@ -70,3 +70,34 @@ def tiny_bundle(tmp_path_factory) -> Path:
             max_iterations=2)
     export_bundle(run, root / "psp64.pt", root / "bundle", parity_batch=1)
     return root / "bundle"
+
+
+WORLD_TEST_CHANNELS = (32, 32, 16, 16, 8)  # a 64x64 world-shaped generator, small enough for tests
+WORLD_TEST_STAGES = ((16, 16, 1), (16, 16, 1), (16, 32, 1), (32, 32, 1))
+
+
+@pytest.fixture(scope="session")
+def world_bundle(tmp_path_factory) -> Path:
+    """A bundle shaped like the demo world's (64x64, 128-d styles, a reduced pSp encoder reading 64x64 faces),
+    with random weights and a temporal model trained for 2 iterations: fast to export and to stream."""
+    import torch
+
+    from svgan.export.bundle import export_bundle
+    from svgan.models import PSP, PSPEncoderConfig, StyleGAN2Config, save_psp
+    from svgan.training.synthetic import SyntheticConfig, make_sequence
+    from svgan.training.trainer import TrainConfig, start_run
+    from svgan.training.wplus_data import WPlusSequence
+
+    root = tmp_path_factory.mktemp("world_bundle")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        psp = PSP(StyleGAN2Config(size=64, style_dim=128, n_mlp=2, channels=WORLD_TEST_CHANNELS),
+                  encoder_config=PSPEncoderConfig(input_size=64, stages=WORLD_TEST_STAGES)).eval()
+        psp.set_latent_avg(psp.decoder.mean_latent(1000))
+        save_psp(root / "psp.pt", psp)
+        seq = make_sequence(SyntheticConfig(seconds=6, n_styles=psp.n_styles, style_dim=128))
+        start_run(WPlusSequence(seq["wplus"], seq["fps"]), root / "run",
+                  TrainConfig(epochs=1, batch_size=8, critic_steps=1, generator={"hidden_dim": 32})).run(
+            max_iterations=2)
+    export_bundle(root / "run", root / "psp.pt", root / "bundle", parity_batch=1)
+    return root / "bundle"

@@ -15,7 +15,7 @@ from svgan.models import load_psp
 from svgan.runtime.face_align import DEFAULT_SIGMA_SECONDS, smooth_params
 from svgan.runtime.video import VideoReader, VideoSink
 
-from .embed import (ENCODER_SIZE, EmbedOptions, Embedding, aligned_frames, encode_frames, provenance,
+from .embed import (EmbedOptions, Embedding, aligned_frames, encode_frames, provenance,
                     save_embedding, track_faces)
 from .synthetic import SyntheticConfig, make_sequence, save_npz
 
@@ -43,10 +43,11 @@ def _embed_video(video: Path, checkpoint: Path, out: Path, options: EmbedOptions
         with _bar("faces", total) as bar:
             raw = track_faces(video, options, progress=bar.update)
         params, interpolated = smooth_params(raw, fps, options.sigma_seconds)
-    sink = VideoSink(preview, fps=fps, width=2 * ENCODER_SIZE, height=ENCODER_SIZE) if preview else None
+    size = psp.input_size
+    sink = VideoSink(preview, fps=fps, width=2 * size, height=size) if preview else None
     try:
         with _bar("pSp", len(raw) if raw is not None else total) as bar:
-            wplus = encode_frames(psp, aligned_frames(video, options, params), options, sink, progress=bar.update)
+            wplus = encode_frames(psp, aligned_frames(video, options, params, size), options, sink, progress=bar.update)
     finally:
         if sink is not None:
             sink.close()

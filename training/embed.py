@@ -95,13 +95,15 @@ def track_faces(video: Path, options: EmbedOptions, progress: Callable[[int], No
     return np.array(rows, dtype=np.float64).reshape(-1, 4)
 
 
-def aligned_frames(video: Path, options: EmbedOptions, params: np.ndarray | None) -> Iterator[np.ndarray]:
-    """Pass 2: 256x256 crops, from the filtered parameters (or plainly resized with --aligned)."""
+def aligned_frames(video: Path, options: EmbedOptions, params: np.ndarray | None,
+                   size: int = ENCODER_SIZE) -> Iterator[np.ndarray]:
+    """Pass 2: size x size crops (pSp's input), from the filtered parameters (or plainly resized with --aligned)."""
     for index, frame in enumerate(_frames(video, options.max_frames)):
         if params is None:
-            yield np.asarray(Image.fromarray(frame).resize((ENCODER_SIZE, ENCODER_SIZE), Image.Resampling.LANCZOS))
+            yield frame if frame.shape[:2] == (size, size) else np.asarray(
+                Image.fromarray(frame).resize((size, size), Image.Resampling.LANCZOS))
         else:
-            yield align_image(frame, params[index], ENCODER_SIZE)
+            yield align_image(frame, params[index], size)
 
 
 def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
@@ -124,7 +126,7 @@ def encode_frames(psp: PSP, frames: Iterator[np.ndarray], options: EmbedOptions,
         wplus = psp.encode(to_encoder_input(batch, options.device))
         codes.append(wplus.float().cpu().numpy())
         if preview is not None:
-            recon = F.adaptive_avg_pool2d(psp.decoder.synthesize(wplus), (ENCODER_SIZE, ENCODER_SIZE))
+            recon = F.adaptive_avg_pool2d(psp.decoder.synthesize(wplus), (psp.input_size, psp.input_size))
             preview.write_batch(np.concatenate([np.stack(batch), to_uint8(recon)], axis=2))
         progress(len(batch))
     return np.concatenate(codes).astype(np.float32)

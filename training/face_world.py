@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +47,9 @@ __all__ = [
     "talking_trajectory",
     "render_video",
     "sample_grid",
+    "FaceDataset",
+    "render_dataset",
+    "identity_vector",
 ]
 
 RGB = tuple[int, int, int]
@@ -459,3 +462,37 @@ def sample_grid(seed: int = 0, n_identities: int = 4, size: int = 128) -> np.nda
         identity = random_identity(rng)
         rows.append(np.concatenate([render_face(identity, state, size) for state in _SHOWCASE], axis=1))
     return np.concatenate(rows, axis=0)
+
+
+# --------------------------------------------------------------------------------------------------- datasets
+
+def identity_vector(identity: IdentityParams) -> np.ndarray:
+    """The identity as numbers (colours in 0..1, hair style as its index): a target for attribute readers."""
+    values: list[float] = []
+    for f in dataclasses.fields(IdentityParams):
+        v = getattr(identity, f.name)
+        values.extend(np.asarray(v, float) / 255.0 if isinstance(v, tuple) else [float(v)])
+    return np.asarray(values, np.float32)
+
+
+@dataclass(frozen=True)
+class FaceDataset:
+    """Independent random identity x random state images with their parameters (`STATE_FIELDS` order)."""
+
+    images: np.ndarray  # [N, size, size, 3] uint8
+    states: np.ndarray  # [N, len(STATE_FIELDS)] float32
+    identities: np.ndarray  # [N, len(identity_vector(...))] float32
+
+
+def render_dataset(n: int, size: int, seed: int, progress: Callable[[int], None] = lambda done: None) -> FaceDataset:
+    """`n` faces, each a fresh random identity in a fresh random state (~3.5 ms a face at 64x64 on one core)."""
+    rng = np.random.default_rng(seed)
+    images = np.empty((n, size, size, 3), np.uint8)
+    states, identities = [], []
+    for k in range(n):
+        identity, state = random_identity(rng), random_state(rng)
+        images[k] = render_face(identity, state, size)
+        states.append([getattr(state, name) for name in STATE_FIELDS])
+        identities.append(identity_vector(identity))
+        progress(k + 1)
+    return FaceDataset(images, np.asarray(states, np.float32), np.stack(identities))

@@ -248,24 +248,24 @@ class Trainer:
 
 
 class MetricsLog:
-    """metrics.csv, one row per iteration; on resume the rows after the checkpoint are dropped."""
+    """metrics.csv, one row per iteration (the fields of a stats dataclass whose first field is the iteration);
+    on resume the rows after the checkpoint are dropped."""
 
-    COLUMNS = [f.name for f in fields(IterationStats)]
-
-    def __init__(self, path: Path, resume_iteration: int):
+    def __init__(self, path: Path, resume_iteration: int, stats_type: type = IterationStats):
         self.path = path
+        self.columns = [f.name for f in fields(stats_type)]
         rows: list[list[str]] = []
         if resume_iteration > 0 and path.exists():
             with path.open(newline="") as f:
                 rows = [r for r in list(csv.reader(f))[1:] if r and int(r[0]) <= resume_iteration]
         self.file = path.open("w", newline="", buffering=1)  # line-buffered: progress is visible as it happens
         self.writer = csv.writer(self.file)
-        self.writer.writerow(self.COLUMNS)
+        self.writer.writerow(self.columns)
         self.writer.writerows(rows)
 
-    def write(self, stats: IterationStats) -> None:
+    def write(self, stats: Any) -> None:
         self.writer.writerow([f"{getattr(stats, c):.6g}" if isinstance(getattr(stats, c), float)
-                              else getattr(stats, c) for c in self.COLUMNS])
+                              else getattr(stats, c) for c in self.columns])
 
     def __enter__(self) -> "MetricsLog":
         return self

@@ -1,0 +1,53 @@
+"""Training in resumable chunks: the loop the demo world's StyleGAN2 and pSp trainers share.
+
+A subclass owns its models and a `run_dir`; it provides `train_iteration()` (returning a stats dataclass whose
+first field is the iteration) and `save_checkpoint()` (atomic). `run` then trains until a total number of
+iterations, a wall-time budget for this call, or a stop request (Ctrl-C), checkpointing on the way and at the end,
+so a CPU can train a model across several sessions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .trainer import MetricsLog
+
+METRICS = "metrics.csv"
+
+
+class ChunkedRun:
+    run_dir: Path
+    iteration: int
+    checkpoint_every: int
+    stats_type: type
+
+    def train_iteration(self) -> Any:
+        raise NotImplementedError
+
+    def save_checkpoint(self) -> None:
+        raise NotImplementedError
+
+    def run(self, iterations: int, minutes: float | None = None, should_stop: Callable[[], bool] = lambda: False,
+            progress: Callable[[Any], None] = lambda stats: None) -> str:
+        """Train until `iterations` in all, `minutes` of wall time in this call, or `should_stop()`; then write a
+        checkpoint. Returns why it stopped: "done", "time" or "stopped"."""
+        deadline = None if minutes is None else time.monotonic() + 60 * minutes
+        reason = "done"
+        with MetricsLog(self.run_dir / METRICS, self.iteration, self.stats_type) as log:
+            while self.iteration < iterations:
+                if should_stop():
+                    reason = "stopped"
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    reason = "time"
+                    break
+                stats = self.train_iteration()
+                log.write(stats)
+                progress(stats)
+                if self.iteration % self.checkpoint_every == 0:
+                    self.save_checkpoint()
+        self.save_checkpoint()
+        return reason

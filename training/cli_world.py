@@ -1,0 +1,252 @@
+"""`svgan-world`: build the demo world (issue 6): its StyleGAN2, its pSp, its training video and identities.
+
+    svgan-world train-stylegan runs/world/stylegan2 --minutes 30      # resumable chunks: add --resume
+    svgan-world train-psp runs/world/psp --stylegan runs/world/stylegan2/stylegan2.pt --minutes 15
+    svgan-world video runs/world/actor.mp4 --seconds 180
+    svgan-world identity assets/demo_world/new_actor.png --seed 7
+
+Every long command prints progress on stderr, saves atomically, and on Ctrl-C finishes its step and saves.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from svgan.errors import StopFlag, fail, one_line_errors
+
+from .attribute_reader import ReaderConfig, load_reader, save_reader, train_reader, validate_reader
+from .chunked_run import ChunkedRun
+from .face_world import (StateParams, random_identity, render_dataset, render_face, render_video,
+                         talking_trajectory)
+from .psp_trainer import PSPTrainConfig, start_psp_run
+from .stylegan2_trainer import StyleGAN2TrainConfig, load_dataset, start_stylegan2_run
+from .trainer import TrainingDiverged
+
+GAN_DEFAULTS = StyleGAN2TrainConfig()
+PSP_DEFAULTS = PSPTrainConfig()
+VALIDATION_SEED = 999_999  # faces no training set draws (those use small seeds)
+SETTINGS = {"show_default": True, "help_option_names": ["-h", "--help"]}
+
+
+@click.group(context_settings=SETTINGS)
+def main() -> None:
+    """Train and render the demo world: procedural cartoon faces with their own StyleGAN2 and pSp."""
+
+
+def _stop_flag(tool: str) -> StopFlag:
+    stop = StopFlag(notice=lambda: tqdm.write(f"{tool}: interrupt received; saving after this step "
+                                              "(Ctrl-C again to abort)", file=sys.stderr))
+    signal.signal(signal.SIGINT, stop.handle)
+    return stop
+
+
+def _write_summary(json_out: Path | None, summary: dict) -> None:
+    if json_out is None:
+        return
+    text = json.dumps(summary, indent=2)
+    if str(json_out) == "-":
+        click.echo(text)
+    else:
+        json_out.write_text(text + "\n")
+
+
+def _train_chunks(tool: str, trainer: ChunkedRun, iterations: int, minutes: float | None, json_out: Path | None,
+                  postfix: Callable[[Any], dict[str, str]]) -> None:
+    """Run `trainer` for one chunk with a progress bar and graceful Ctrl-C; exit 130 when interrupted."""
+    stop = _stop_flag(tool)
+    bar = tqdm(total=iterations, initial=trainer.iteration, desc=tool.split()[-1], unit="it", file=sys.stderr,
+               dynamic_ncols=True)
+
+    def progress(stats: Any) -> None:
+        bar.update(1)
+        bar.set_postfix(postfix(stats), refresh=False)
+
+    try:
+        reason = trainer.run(iterations, minutes=minutes, should_stop=stop, progress=progress)
+    except TrainingDiverged as e:
+        fail(tool, f"{e}; the last checkpoint in {trainer.run_dir} is kept")
+    finally:
+        bar.close()
+    _write_summary(json_out, {"run": str(trainer.run_dir), "iteration": trainer.iteration, "stopped": reason,
+                              "config": asdict(trainer.config)})
+    if reason == "stopped":
+        fail(tool, f"interrupted; checkpoint written at iteration {trainer.iteration} (continue with --resume)",
+             code=130)
+
+
+@main.command("train-stylegan", context_settings=SETTINGS)
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--iterations", default=100_000, help="Total iterations of the run (one D and one G step each).")
+@click.option("--minutes", type=float, default=None, help="Stop (with a checkpoint) after this much wall time.")
+@click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR bit for bit.")
+@click.option("--batch-size", default=GAN_DEFAULTS.batch_size, help="Images per D and G step.")
+@click.option("--dataset-size", default=GAN_DEFAULTS.dataset_size, help="Faces rendered once into the run.")
+@click.option("--r1-gamma", default=GAN_DEFAULTS.r1_gamma, help="Weight of the R1 penalty on real images.")
+@click.option("--lr", default=GAN_DEFAULTS.lr, help="Adam learning rate (D's is corrected for lazy R1).")
+@click.option("--checkpoint-every", default=GAN_DEFAULTS.checkpoint_every, help="Iterations between checkpoints.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+@click.option("--seed", default=GAN_DEFAULTS.seed, help="Seeds the dataset, initialisation and noise.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a JSON summary here ('-' for stdout).")
+@one_line_errors("svgan-world train-stylegan")
+def train_stylegan(run_dir: Path, iterations: int, minutes: float | None, resume: bool, batch_size: int,
+                   dataset_size: int, r1_gamma: float, lr: float, checkpoint_every: int, threads: int | None,
+                   seed: int, json_out: Path | None) -> None:
+    """Train the demo world's 64x64 StyleGAN2 (non-saturating loss + lazy R1, EMA) in RUN_DIR.
+
+    Writes checkpoint.pt, metrics.csv, samples.png and stylegan2.pt (the EMA generator in rosinality's
+    format) at every checkpoint.
+    """
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    config = StyleGAN2TrainConfig(batch_size=batch_size, dataset_size=dataset_size, r1_gamma=r1_gamma, lr=lr,
+                                  checkpoint_every=checkpoint_every, seed=seed)
+    with tqdm(total=dataset_size, desc="render faces", unit="img", file=sys.stderr, disable=resume) as bar:
+        trainer = start_stylegan2_run(run_dir, config, resume=resume, progress=lambda done: bar.update(1))
+    _train_chunks("svgan-world train-stylegan", trainer, iterations, minutes, json_out, lambda stats: dict(
+        kimg=f"{stats.kimg:.1f}", D=f"{stats.loss_d:.3f}", G=f"{stats.loss_g:.3f}"))
+
+
+@main.command("train-psp", context_settings=SETTINGS)
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--stylegan", "stylegan_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The world's StyleGAN2 (stylegan2.pt from train-stylegan): the frozen decoder.")
+@click.option("--iterations", default=20_000, help="Total iterations of the run.")
+@click.option("--minutes", type=float, default=None, help="Stop (with a checkpoint) after this much wall time.")
+@click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR bit for bit.")
+@click.option("--batch-size", default=PSP_DEFAULTS.batch_size, help="Half generator samples, half rendered faces.")
+@click.option("--lr", default=PSP_DEFAULTS.lr, help="Adam learning rate of the encoder.")
+@click.option("--checkpoint-every", default=PSP_DEFAULTS.checkpoint_every, help="Iterations between checkpoints.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+@click.option("--seed", default=PSP_DEFAULTS.seed, help="Seeds the rendered faces, initialisation and batches.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a JSON summary here ('-' for stdout).")
+@one_line_errors("svgan-world train-psp")
+def train_psp(run_dir: Path, stylegan_path: Path, iterations: int, minutes: float | None, resume: bool,
+              batch_size: int, lr: float, checkpoint_every: int, threads: int | None, seed: int,
+              json_out: Path | None) -> None:
+    """Train a small pSp encoder for the world's StyleGAN2 in RUN_DIR (latent + pixel losses).
+
+    Writes checkpoint.pt, metrics.csv, reconstructions.png and psp.pt (official pSp layout) at every checkpoint.
+    """
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    config = PSPTrainConfig(batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, seed=seed)
+    with tqdm(total=config.dataset_size, desc="render faces", unit="img", file=sys.stderr) as bar:
+        trainer = start_psp_run(run_dir, stylegan_path, config, resume=resume, progress=lambda done: bar.update(1))
+    _train_chunks("svgan-world train-psp", trainer, iterations, minutes, json_out, lambda stats: dict(
+        loss=f"{stats.loss:.4f}", latent=f"{stats.latent:.4f}", pix=f"{stats.pixel_rendered:.4f}"))
+
+
+@main.command("video", context_settings=SETTINGS)
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--seconds", default=180.0, help="Length of the talking sequence.")
+@click.option("--fps", default=25.0, help="Frame rate.")
+@click.option("--size", default=64, help="Frame side in pixels.")
+@click.option("--identity-seed", default=0, help="Which actor (random_identity's seed).")
+@click.option("--seed", default=0, help="Seeds the talking trajectory.")
+@one_line_errors("svgan-world video")
+def video(out: Path, seconds: float, fps: float, size: int, identity_seed: int, seed: int) -> None:
+    """Render one actor talking (speech-like mouth, blinks, gaze, head sway) to an MP4, and its per-frame state
+    parameters beside it (OUT with .states.npy) as ground truth."""
+    states, _ = talking_trajectory(seconds, fps=fps, seed=seed)
+    rendered = render_video(random_identity(identity_seed), tqdm(states, desc="render", unit="frame",
+                                                                  file=sys.stderr), size, out, fps=fps)
+    np.save(out.with_suffix(".states.npy"), states)
+    click.echo(f"wrote {out}: {rendered} frames", err=True)
+
+
+@main.command("identity", context_settings=SETTINGS)
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--seed", default=7, help="Which actor (random_identity's seed).")
+@click.option("--size", default=64, help="Image side in pixels.")
+@one_line_errors("svgan-world identity")
+def identity(out: Path, seed: int, size: int) -> None:
+    """Render an actor in a neutral state, as an aligned identity image for `svgan-stream --aligned`."""
+    Image.fromarray(render_face(random_identity(seed), StateParams(), size)).save(out)
+
+
+@main.command("train-reader", context_settings=SETTINGS)
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dataset", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Rendered faces to learn from (a train-stylegan run's dataset.npz); default: render --size-n.")
+@click.option("--size-n", default=30_000, help="Faces to render when no --dataset is given.")
+@click.option("--epochs", default=ReaderConfig.epochs, help="Passes over the faces.")
+@click.option("--validate", default=2_000, help="Fresh faces (never trained on) to measure the reader on.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the validation report as JSON here ('-' for stdout).")
+@one_line_errors("svgan-world train-reader")
+def train_reader_command(out: Path, dataset: Path | None, size_n: int, epochs: int, validate: int,
+                         threads: int | None, json_out: Path | None) -> None:
+    """Train the attribute reader R (face -> state and identity parameters) that the measurements use."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    config = ReaderConfig(epochs=epochs)
+    data = load_dataset(dataset) if dataset else render_dataset(size_n, config.size, seed=config.seed)
+    steps = epochs * -(-len(data.images) // config.batch_size)
+    with tqdm(total=steps, desc="train-reader", unit="step", file=sys.stderr) as bar:
+        reader = train_reader(data, config, progress=lambda step, loss: (bar.update(1),
+                                                                           bar.set_postfix(loss=f"{loss:.4f}")))
+    save_reader(out, reader)
+    report = validate_reader(reader, render_dataset(validate, config.size, seed=VALIDATION_SEED))
+    _write_summary(json_out, {"reader": str(out), "faces": len(data.images), "epochs": epochs,
+                              "validation_faces": validate, "validation": report})
+
+
+@main.command("measure", context_settings=SETTINGS)
+@click.option("--bundle", "bundle_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The world's exported bundle.")
+@click.option("--reader", "reader_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The attribute reader (train-reader).")
+@click.option("--video", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The training video (svgan-world video); its .states.npy beside it gives the true states.")
+@click.option("--video-frames", default=1500, help="Frames of --video to use for the embedding check.")
+@click.option("--actors", default="101,102,103,104,105,106,107,108", help="Seeds of the unseen actors.")
+@click.option("--frames", default=1500, help="Frames per generated stream.")
+@click.option("--seed", default=0, help="Seeds G's trajectory.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default="-",
+              help="Write the report as JSON here ('-' for stdout).")
+@one_line_errors("svgan-world measure")
+def measure(bundle_dir: Path, reader_path: Path, video: Path | None, video_frames: int, actors: str, frames: int,
+            seed: int, json_out: Path) -> None:
+    """Motion transfer (offset trick vs naive offset) and identity preservation, read from rendered frames."""
+    from svgan.runtime.backends import make_backend
+    from svgan.runtime.bundle import load_bundle
+    from svgan.runtime.video import VideoReader
+
+    from . import world_metrics as wm
+
+    bundle = load_bundle(bundle_dir)
+    backend = make_backend("ort", bundle)
+    reader = load_reader(reader_path)
+    cast = wm.new_actors([int(s) for s in actors.split(",")], bundle.encoder_input_size)
+    report: dict = {"bundle": str(bundle_dir), "reader": str(reader_path)}
+    if video is not None:
+        states = np.load(video.with_suffix(".states.npy"))[:video_frames]
+        with VideoReader(video) as clip:
+            frames_rgb = np.stack([f for _, f in zip(range(len(states)), clip)])
+        report["embedding"] = wm.embedding_report(backend, reader, frames_rgb, states[:len(frames_rgb)])
+    with tqdm(total=2, desc="measure", file=sys.stderr) as bar:
+        report["motion_transfer"] = wm.transfer_report(backend, bundle, reader, cast, frames, seed)
+        bar.update(1)
+        report["identity"] = wm.identity_report(backend, bundle, reader, cast[::2], frames, seed)
+        bar.update(1)
+    _write_summary(json_out, report)

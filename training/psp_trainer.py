@@ -1,0 +1,190 @@
+"""Training a small pSp encoder for the demo world's StyleGAN2 (issue 6): the paper's other pretrained network.
+
+The official pSp is trained with L2 + LPIPS + ID (ArcFace) losses; no LPIPS or ArcFace weights exist here, so the
+encoder E learns from what the world offers instead. Each batch is half generator samples, half rendered faces:
+
+* generator samples: z -> mapping -> w (style-mixed like StyleGAN2's training) -> image; E must recover the W+
+  code (latent loss, L2 on W+) and the image (pixel loss, L2);
+* rendered faces (`face_world`, the images the encoder meets in `svgan-embed` and `svgan-stream`): pixel loss
+  through the frozen generator only, plus pSp's `w_norm` pull of the code towards `latent_avg` (keeps codes in
+  the region the generator was trained on).
+
+The decoder is the StyleGAN2 run's EMA generator, frozen; `latent_avg` is its mean w, repeated over the styles,
+as pSp's `start_from_latent_avg`. A run directory holds `checkpoint.pt`, `metrics.csv`, `config.json`, and on every
+checkpoint `psp.pt` (official pSp layout: `load_psp` reads it) and `reconstructions.png` (rows of rendered faces
+over their reconstructions).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
+
+from svgan.models import (PSP, Generator, PSPEncoderConfig, atomic_torch_save, load_stylegan2, safe_torch_load,
+                          save_psp)
+
+from .chunked_run import ChunkedRun
+from .face_world import FaceDataset, render_dataset
+from .stylegan2_trainer import image_grid, to_images, to_uint8
+from .trainer import RunError, TrainingDiverged
+
+CHECKPOINT = "checkpoint.pt"
+EXPORTED = "psp.pt"
+RECONSTRUCTIONS = "reconstructions.png"
+RUN_FORMAT = "svgan-psp-run/1"
+
+
+@dataclass
+class PSPTrainConfig:
+    """Defaults: the demo world's encoder (64x64 input, about 1.6 M weights)."""
+
+    stages: tuple[tuple[int, int, int], ...] = ((32, 32, 2), (32, 48, 2), (48, 64, 2), (64, 64, 2))
+    batch_size: int = 16
+    lr: float = 3e-4
+    lambda_latent: float = 1.0
+    lambda_pixel: float = 1.0
+    lambda_w_norm: float = 0.005
+    mixing: float = 0.5
+    dataset_size: int = 10_000
+    checkpoint_every: int = 250
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "PSPTrainConfig":
+        values = dict(values)
+        values["stages"] = tuple(tuple(stage) for stage in values["stages"])
+        return cls(**values)
+
+
+@dataclass
+class PSPStats:
+    iteration: int
+    loss: float
+    latent: float
+    pixel_generated: float
+    pixel_rendered: float
+    seconds: float
+
+
+def build_psp(decoder: Generator, config: PSPTrainConfig) -> PSP:
+    """A pSp whose decoder is `decoder` (copied) and whose latent_avg is the decoder's mean w."""
+    encoder = PSPEncoderConfig(input_size=decoder.resolution, stages=config.stages)
+    psp = PSP(decoder.config, encoder_config=encoder)
+    psp.decoder.load_state_dict(decoder.state_dict())
+    if decoder.latent_avg is None:
+        raise RunError("the StyleGAN2 checkpoint has no latent_avg; write it with svgan-world train-stylegan")
+    psp.set_latent_avg(decoder.latent_avg)
+    psp.decoder.use_modconv("export").requires_grad_(False).eval()
+    return psp
+
+
+class PSPTrainer(ChunkedRun):
+    stats_type = PSPStats
+
+    def __init__(self, decoder: Generator, data: FaceDataset, run_dir: Path, config: PSPTrainConfig,
+                 stylegan_path: Path):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.checkpoint_every = config.checkpoint_every
+        self.stylegan_path = stylegan_path
+        self.rendered = data.images
+        torch.manual_seed(config.seed)
+        self.psp = build_psp(decoder, config)
+        self.opt = torch.optim.Adam(self.psp.encoder.parameters(), lr=config.lr)
+        self.iteration = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"format": RUN_FORMAT, "config": asdict(self.config), "stylegan": str(self.stylegan_path),
+                "encoder": self.psp.encoder.state_dict(), "opt": self.opt.state_dict(),
+                "rng": torch.get_rng_state(), "iteration": self.iteration}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.psp.encoder.load_state_dict(state["encoder"])
+        self.opt.load_state_dict(state["opt"])
+        torch.set_rng_state(state["rng"])
+        self.iteration = int(state["iteration"])
+
+    def save_checkpoint(self) -> None:
+        atomic_torch_save(self.state_dict(), self.run_dir / CHECKPOINT)
+        save_psp(self.run_dir / EXPORTED, self.psp)
+        self.save_reconstructions()
+
+    @torch.no_grad()
+    def save_reconstructions(self, n: int = 8) -> None:
+        """Rendered faces (seeded, never the training ones' order) over their reconstructions, two row pairs."""
+        self.psp.eval()
+        faces = render_dataset(2 * n, self.psp.resolution, seed=self.config.seed + 1000).images
+        recon = to_uint8(self.psp(to_images(faces), randomize_noise=False))
+        rows = np.concatenate([faces[:n], recon[:n], faces[n:], recon[n:]])
+        Image.fromarray(image_grid(rows, n)).save(self.run_dir / RECONSTRUCTIONS)
+
+    def _generated_batch(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, W+) from the frozen generator; half the codes mix two w at a random style."""
+        decoder = self.psp.decoder
+        with torch.no_grad():
+            w = decoder.mapping(torch.randn(2 * batch, decoder.config.style_dim)).view(2, batch, 1, -1)
+            wplus = w[0].repeat(1, decoder.n_styles, 1)
+            cut = torch.randint(1, decoder.n_styles, (batch,))
+            mixed = (torch.rand(batch) < self.config.mixing)[:, None] & (torch.arange(decoder.n_styles) >= cut[:, None])
+            wplus = torch.where(mixed[..., None], w[1], wplus)
+            return decoder.synthesize(wplus), wplus
+
+    def train_iteration(self) -> PSPStats:
+        start = time.perf_counter()
+        c, psp = self.config, self.psp
+        psp.encoder.train()
+        half = c.batch_size // 2
+        generated, target = self._generated_batch(half)
+        rendered = to_images(self.rendered[torch.randint(len(self.rendered), (c.batch_size - half,)).numpy()])
+        codes = psp.encode(torch.cat([generated, rendered]))
+        recon = psp.decoder.synthesize(codes)
+        latent = F.mse_loss(codes[:half], target)
+        pixel_generated = F.mse_loss(recon[:half], generated)
+        pixel_rendered = F.mse_loss(recon[half:], rendered)
+        w_norm = (codes[half:] - psp.latent_avg).pow(2).sum(-1).mean()
+        loss = (c.lambda_latent * latent + c.lambda_pixel * (pixel_generated + pixel_rendered)
+                + c.lambda_w_norm * w_norm)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if not math.isfinite(loss.item()):
+            raise TrainingDiverged(f"loss became non-finite at iteration {self.iteration + 1}")
+        self.iteration += 1
+        return PSPStats(self.iteration, loss.item(), latent.item(), pixel_generated.item(), pixel_rendered.item(),
+                        time.perf_counter() - start)
+
+
+def start_psp_run(run_dir: Path, stylegan_path: Path, config: PSPTrainConfig, resume: bool = False,
+                  progress=lambda done: None) -> PSPTrainer:
+    """A new encoder run for the StyleGAN2 at `stylegan_path`, or the run stored in `run_dir` when `resume`."""
+    run_dir = Path(run_dir)
+    checkpoint = run_dir / CHECKPOINT
+    state = None
+    if resume:
+        if not checkpoint.is_file():
+            raise RunError(f"--resume: no {CHECKPOINT} in {run_dir}")
+        state = safe_torch_load(checkpoint)
+        if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
+            raise RunError(f"{checkpoint} is not an svgan pSp run checkpoint")
+        config = PSPTrainConfig.from_dict(state["config"])
+    elif checkpoint.exists():
+        raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose another directory")
+    decoder = load_stylegan2(stylegan_path)
+    data = render_dataset(config.dataset_size, decoder.resolution, config.seed + 500, progress)
+    if state is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(
+            {"train": asdict(config), "stylegan": str(Path(stylegan_path).resolve())}, indent=2))
+    trainer = PSPTrainer(decoder, data, run_dir, config, Path(stylegan_path))
+    if state is not None:
+        trainer.load_state_dict(state)
+    return trainer

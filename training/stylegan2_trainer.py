@@ -1,0 +1,259 @@
+"""Training a small StyleGAN2 on the demo world (issue 6): the network the paper takes pretrained on FFHQ.
+
+The generator is the foundation's `Generator` (same class, same rosinality layout) with reduced widths; the
+discriminator is `models.stylegan2_discriminator.Discriminator`. The objective is StyleGAN2's: the
+non-saturating logistic loss for both players, R1 on real images every `d_reg_every` critic steps (lazy
+regularisation, with Adam's hyper-parameters corrected as in the paper), style mixing, and an EMA of G whose
+half-life is `ema_kimg` thousand images (ramped up at the start, as StyleGAN2-ADA does). Path-length
+regularisation is left out. The data are faces from `face_world.render_dataset`, rendered once into the run.
+
+A run directory holds `checkpoint.pt` (everything, written atomically; a run resumes bit for bit),
+`metrics.csv`, `dataset.npz`, `config.json`, and on every checkpoint `stylegan2.pt` (the EMA generator as a
+converted rosinality checkpoint with its `latent_avg`, what `load_stylegan2` reads) and `samples.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
+
+from svgan.models import Generator, StyleGAN2Config, atomic_torch_save, safe_torch_load, save_stylegan2
+from svgan.models.stylegan2_discriminator import Discriminator
+
+from .face_world import FaceDataset, render_dataset
+from .chunked_run import ChunkedRun
+from .trainer import RunError, TrainingDiverged
+
+CHECKPOINT = "checkpoint.pt"
+DATASET = "dataset.npz"
+EXPORTED = "stylegan2.pt"
+SAMPLES = "samples.png"
+RUN_FORMAT = "svgan-stylegan2-run/1"
+
+
+@dataclass
+class StyleGAN2TrainConfig:
+    """Defaults: the demo world's 64x64 model (about 0.8 M generator weights), trainable on a laptop CPU."""
+
+    size: int = 64
+    style_dim: int = 128
+    n_mlp: int = 4
+    channels: tuple[int, ...] = (128, 128, 64, 32, 16)  # at 4, 8, 16, 32, 64
+    batch_size: int = 16
+    lr: float = 0.002
+    betas: tuple[float, float] = (0.0, 0.99)
+    r1_gamma: float = 0.1
+    d_reg_every: int = 16
+    mixing: float = 0.9
+    ema_kimg: float = 5.0
+    ema_rampup: float = 0.05
+    dataset_size: int = 30_000
+    checkpoint_every: int = 250
+    seed: int = 0
+
+    @property
+    def generator(self) -> StyleGAN2Config:
+        return StyleGAN2Config(size=self.size, style_dim=self.style_dim, n_mlp=self.n_mlp,
+                               channels=tuple(self.channels))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "StyleGAN2TrainConfig":
+        values = dict(values)
+        values["channels"] = tuple(values["channels"])
+        values["betas"] = tuple(values["betas"])
+        return cls(**values)
+
+
+@dataclass
+class GANStats:
+    iteration: int
+    kimg: float
+    loss_d: float
+    loss_g: float
+    r1: float
+    real_score: float
+    fake_score: float
+    seconds: float
+
+
+def to_images(rgb: np.ndarray) -> torch.Tensor:
+    """uint8 [B, H, W, 3] -> float [B, 3, H, W] in [-1, 1]."""
+    return torch.from_numpy(rgb).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """float [B, 3, H, W] in [-1, 1] -> uint8 [B, H, W, 3], clipped."""
+    return images.detach().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def image_grid(rgb: np.ndarray, columns: int) -> np.ndarray:
+    """uint8 [N, H, W, 3] -> one [rows*H, columns*W, 3] image (missing cells black)."""
+    n, h, w, _ = rgb.shape
+    rows = math.ceil(n / columns)
+    grid = np.zeros((rows * h, columns * w, 3), np.uint8)
+    for k in range(n):
+        r, c = divmod(k, columns)
+        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = rgb[k]
+    return grid
+
+
+def load_dataset(path: Path) -> FaceDataset:
+    with np.load(path) as f:
+        return FaceDataset(f["images"], f["states"], f["identities"])
+
+
+def save_dataset(path: Path, data: FaceDataset) -> None:
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, images=data.images, states=data.states, identities=data.identities)
+    tmp.replace(path)
+
+
+class StyleGAN2Trainer(ChunkedRun):
+    """Owns G, D, G_ema, their optimisers and the random stream of one run; `run` (from `ChunkedRun`) is the loop."""
+
+    stats_type = GANStats
+
+    def __init__(self, data: FaceDataset, run_dir: Path, config: StyleGAN2TrainConfig):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.checkpoint_every = config.checkpoint_every
+        self.real = data.images
+        torch.manual_seed(config.seed)  # the run owns the global stream: noise inputs draw from it
+        self.G = Generator(config.generator).use_modconv("export")
+        self.D = Discriminator(config.generator)
+        self.G_ema = Generator(config.generator).use_modconv("export").eval().requires_grad_(False)
+        self.G_ema.load_state_dict(self.G.state_dict())
+        ratio = config.d_reg_every / (config.d_reg_every + 1)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr, betas=config.betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr * ratio,
+                                      betas=(config.betas[0] ** ratio, config.betas[1] ** ratio))
+        self.iteration = 0
+
+    # ---------------------------------------------------------------------------------------------- state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"format": RUN_FORMAT, "config": asdict(self.config), "G": self.G.state_dict(),
+                "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(), "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict(), "rng": torch.get_rng_state(), "iteration": self.iteration}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("G", "D", "G_ema", "opt_g", "opt_d"):
+            getattr(self, name).load_state_dict(state[name])
+        torch.set_rng_state(state["rng"])
+        self.iteration = int(state["iteration"])
+
+    def save_checkpoint(self) -> None:
+        atomic_torch_save(self.state_dict(), self.run_dir / CHECKPOINT)
+        with torch.no_grad():
+            z = torch.randn(10_000, self.config.style_dim, generator=torch.Generator().manual_seed(1))
+            latent_avg = self.G_ema.mapping(z).mean(0)
+        save_stylegan2(self.run_dir / EXPORTED, self.G_ema, latent_avg)
+        self.save_samples()
+
+    @torch.no_grad()
+    def save_samples(self, n: int = 32) -> None:
+        """A grid of EMA samples from fixed z (the same faces at every checkpoint), constant noise."""
+        z = torch.randn(n, self.config.style_dim, generator=torch.Generator().manual_seed(self.config.seed + 3))
+        images = self.G_ema([z], randomize_noise=False)[0]
+        Image.fromarray(image_grid(to_uint8(images), 8)).save(self.run_dir / SAMPLES)
+
+    # ----------------------------------------------------------------------------------------------- steps
+
+    def _real_batch(self) -> torch.Tensor:
+        index = torch.randint(len(self.real), (self.config.batch_size,))
+        return to_images(self.real[index.numpy()])
+
+    def _fake(self, batch: int) -> torch.Tensor:
+        """G's images from fresh z; with probability `mixing` two z switch at a random style (style mixing)."""
+        c = self.config
+        if torch.rand(()) < c.mixing:
+            z = torch.randn(2, batch, c.style_dim)
+            inject = int(torch.randint(1, self.G.n_styles, ()))
+            return self.G([z[0], z[1]], inject_index=inject)[0]
+        return self.G([torch.randn(batch, c.style_dim)])[0]
+
+    def _d_step(self) -> tuple[float, float, float, float]:
+        real = self._real_batch()
+        with torch.no_grad():
+            fake = self._fake(real.shape[0])
+        fake_score, real_score = self.D(fake), self.D(real)
+        loss = F.softplus(fake_score).mean() + F.softplus(-real_score).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        r1 = float("nan")
+        if self.iteration % self.config.d_reg_every == 0:
+            real.requires_grad_(True)
+            score = self.D(real)
+            (grad,) = torch.autograd.grad(score.sum(), real, create_graph=True)
+            penalty = grad.pow(2).flatten(1).sum(1).mean()
+            self.opt_d.zero_grad(set_to_none=True)
+            (self.config.r1_gamma / 2 * penalty * self.config.d_reg_every).backward()
+            self.opt_d.step()
+            r1 = penalty.item()
+        return loss.item(), r1, real_score.mean().item(), fake_score.mean().item()
+
+    def _g_step(self) -> float:
+        self.D.requires_grad_(False)
+        loss = F.softplus(-self.D(self._fake(self.config.batch_size))).mean()
+        self.D.requires_grad_(True)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        return loss.item()
+
+    def _update_ema(self) -> None:
+        c = self.config
+        images_seen = (self.iteration + 1) * c.batch_size
+        half_life = min(c.ema_kimg * 1000, images_seen * c.ema_rampup)
+        beta = 0.5 ** (c.batch_size / max(half_life, 1e-8))
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - beta)
+            for ema_buf, buf in zip(self.G_ema.buffers(), self.G.buffers()):
+                ema_buf.copy_(buf)
+
+    def train_iteration(self) -> GANStats:
+        start = time.perf_counter()
+        loss_d, r1, real_score, fake_score = self._d_step()
+        loss_g = self._g_step()
+        self._update_ema()
+        if not (math.isfinite(loss_d) and math.isfinite(loss_g)):
+            raise TrainingDiverged(f"loss became non-finite at iteration {self.iteration + 1} "
+                                   f"(D {loss_d}, G {loss_g})")
+        self.iteration += 1
+        return GANStats(self.iteration, self.iteration * self.config.batch_size / 1000, loss_d, loss_g, r1,
+                        real_score, fake_score, time.perf_counter() - start)
+
+
+def start_stylegan2_run(run_dir: Path, config: StyleGAN2TrainConfig, resume: bool = False,
+                        progress: Callable[[int], None] = lambda done: None) -> StyleGAN2Trainer:
+    """A new run in `run_dir` (renders its dataset first), or the run stored there when `resume`."""
+    run_dir = Path(run_dir)
+    checkpoint = run_dir / CHECKPOINT
+    if resume:
+        if not checkpoint.is_file():
+            raise RunError(f"--resume: no {CHECKPOINT} in {run_dir}")
+        state = safe_torch_load(checkpoint)
+        if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
+            raise RunError(f"{checkpoint} is not an svgan StyleGAN2 run checkpoint")
+        trainer = StyleGAN2Trainer(load_dataset(run_dir / DATASET), run_dir,
+                                   StyleGAN2TrainConfig.from_dict(state["config"]))
+        trainer.load_state_dict(state)
+        return trainer
+    if checkpoint.exists():
+        raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose another directory")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = render_dataset(config.dataset_size, config.size, config.seed, progress)
+    save_dataset(run_dir / DATASET, data)
+    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    return StyleGAN2Trainer(data, run_dir, config)

@@ -1,0 +1,150 @@
+"""What the demo world makes measurable (issue 6): motion transfer and identity preservation, read from pixels.
+
+Everything runs on an exported bundle through the streaming runtime's own backend (onnxruntime), so what is
+measured is what `svgan-stream` shows. The attribute reader R (`attribute_reader.py`) turns frames back into
+the renderer's parameters.
+
+* Embedding: R on the training video's frames against the renderer's true states (how well R reads), and R on
+  pSp's reconstructions of those frames (how much of the motion survives pSp + StyleGAN2, i.e. what G can learn).
+* Motion transfer: one trajectory of G, w_k, rendered for the training actor (w_k) and for new actors
+  (w_k + Delta). The mouth and blink signals R reads from the new actor's frames are correlated with the training
+  actor's: with the offset trick (Delta = w_new - projection of w_new onto the training PCA space) and with the
+  naive offset Delta = w_new - mu (which also adds the new photo's expression). New actors are shown in a neutral
+  state and in an expressive one (mouth open, eyes shut, smiling) to make that difference visible.
+* Identity preservation: R's identity reading (face shape, skin, hair, iris, background, shirt) of every frame of
+  a long stream against its reading of the identity image, early in the stream and late in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from svgan.runtime.backends import Backend
+from svgan.runtime.bundle import Bundle
+from svgan.runtime.identity import image_to_encoder_input
+from svgan.runtime.offset_trick import identity_offset
+from svgan.runtime.stream import MotionSource
+
+from .attribute_reader import AttributeReader, identity_fields
+from .face_world import STATE_FIELDS, StateParams, random_identity, render_face
+
+MOTION_FIELDS = ("mouth_open", "blink")
+# Colour entries of the identity reading: what a viewer notices first when an identity drifts.
+COLOUR_FIELDS = tuple(name for name in identity_fields() if name[-2:] in ("_r", "_g", "_b"))
+EXPRESSIVE = StateParams(mouth_open=0.7, blink=1.0, smile=0.8)
+
+
+@dataclass(frozen=True)
+class NewActor:
+    name: str
+    image: np.ndarray  # uint8 [H, W, 3], aligned
+
+
+def new_actors(seeds: Sequence[int], size: int) -> list[NewActor]:
+    """Unseen actors (random_identity(seed)), each in a neutral and in an expressive state."""
+    actors = []
+    for seed in seeds:
+        identity = random_identity(seed)
+        actors.append(NewActor(f"seed{seed}-neutral", render_face(identity, StateParams(), size)))
+        actors.append(NewActor(f"seed{seed}-expressive", render_face(identity, EXPRESSIVE, size)))
+    return actors
+
+
+def motion_codes(backend: Backend, bundle: Bundle, frames: int, seed: int) -> np.ndarray:
+    """G's trajectory for the training actor, [frames, n_styles, style_dim], stepped as the stream steps it."""
+    source = MotionSource(backend, bundle.latent_dim, np.zeros((bundle.n_styles, bundle.style_dim), np.float32), seed)
+    return next(source.batches(frames))
+
+
+def render(backend: Backend, codes: np.ndarray, batch: int = 64) -> np.ndarray:
+    return np.concatenate([backend.synthesis(codes[k:k + batch]) for k in range(0, len(codes), batch)])
+
+
+def encode(backend: Backend, faces: np.ndarray, batch: int = 64) -> np.ndarray:
+    return np.concatenate([backend.encoder(image_to_encoder_input(faces[k:k + batch]))
+                           for k in range(0, len(faces), batch)])
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Pearson correlation; None when either signal is constant (nothing to correlate)."""
+    if np.std(a) < 1e-6 or np.std(b) < 1e-6:
+        return None
+    return round(float(np.corrcoef(a, b)[0, 1]), 4)
+
+
+def motion_signals(reader: AttributeReader, frames: np.ndarray) -> np.ndarray:
+    """R's mouth and blink readings, [frames, 2]."""
+    states, _ = reader.read(frames)
+    return states[:, [STATE_FIELDS.index(name) for name in MOTION_FIELDS]]
+
+
+def embedding_report(backend: Backend, reader: AttributeReader, frames: np.ndarray, true_states: np.ndarray
+                     ) -> dict[str, dict[str, float | None]]:
+    """Correlations with the renderer's true mouth/blink: R on the video itself, and R on pSp's reconstructions."""
+    truth = true_states[:, [STATE_FIELDS.index(name) for name in MOTION_FIELDS]]
+    read = motion_signals(reader, frames)
+    recon = motion_signals(reader, render(backend, encode(backend, frames)))
+    return {name: {"reader_on_video": correlation(read[:, k], truth[:, k]),
+                   "reader_on_psp_reconstruction": correlation(recon[:, k], truth[:, k])}
+            for k, name in enumerate(MOTION_FIELDS)}
+
+
+def transfer_report(backend: Backend, bundle: Bundle, reader: AttributeReader, actors: Sequence[NewActor],
+                    frames: int, seed: int) -> dict:
+    """Motion transfer for every actor, offset trick vs naive offset, against the training actor's signals."""
+    codes = motion_codes(backend, bundle, frames, seed)
+    reference = motion_signals(reader, render(backend, codes))
+    pca = bundle.pca()
+    mean_code = pca.mean.reshape(bundle.n_styles, bundle.style_dim).astype(np.float32)
+    actors_report = {}
+    for actor, w_new in zip(actors, encode(backend, np.stack([a.image for a in actors]))):
+        offsets = {"offset_trick": identity_offset(w_new, pca), "naive_offset": w_new - mean_code}
+        entry = {}
+        for method, delta in offsets.items():
+            signals = motion_signals(reader, render(backend, codes + delta))
+            entry[method] = {name: {"corr": correlation(signals[:, k], reference[:, k]),
+                                    "mean": round(float(signals[:, k].mean()), 4)}
+                             for k, name in enumerate(MOTION_FIELDS)}
+        actors_report[actor.name] = entry
+    return {"frames": frames, "seed": seed,
+            "training_actor": {name: {"mean": round(float(reference[:, k].mean()), 4),
+                                      "std": round(float(reference[:, k].std()), 4)}
+                               for k, name in enumerate(MOTION_FIELDS)},
+            "actors": actors_report, "summary": _transfer_summary(actors_report)}
+
+
+def _transfer_summary(actors_report: dict) -> dict:
+    """Median correlation over actors, per method, signal and kind of identity photo."""
+    summary: dict = {}
+    for kind in ("neutral", "expressive"):
+        for method in ("offset_trick", "naive_offset"):
+            for name in MOTION_FIELDS:
+                values = [entry[method][name]["corr"] for actor, entry in actors_report.items()
+                          if actor.endswith(kind) and entry[method][name]["corr"] is not None]
+                summary.setdefault(kind, {}).setdefault(method, {})[name] = (
+                    round(float(np.median(values)), 4) if values else None)
+    return summary
+
+
+def identity_report(backend: Backend, bundle: Bundle, reader: AttributeReader, actors: Sequence[NewActor],
+                    frames: int, seed: int, span: int = 250) -> dict:
+    """Mean absolute error of R's colour readings (0..1 units) between stream frames and the identity image, over
+    the first and the last `span` frames of a `frames`-long offset-trick stream, per actor."""
+    codes = motion_codes(backend, bundle, frames, seed)
+    pca = bundle.pca()
+    columns = [identity_fields().index(name) for name in COLOUR_FIELDS]
+    report = {}
+    for actor, w_new in zip(actors, encode(backend, np.stack([a.image for a in actors]))):
+        _, photo = reader.read(actor.image[None])
+        _, stream = reader.read(render(backend, codes + identity_offset(w_new, pca)))
+        error = np.abs(stream[:, columns] - photo[:, columns]).mean(1)
+        report[actor.name] = {"first": round(float(error[:span].mean()), 4),
+                              "last": round(float(error[-span:].mean()), 4),
+                              "max": round(float(error.max()), 4)}
+    firsts = [v["first"] for v in report.values()]
+    lasts = [v["last"] for v in report.values()]
+    return {"frames": frames, "span": span, "seed": seed, "actors": report,
+            "median_first": round(float(np.median(firsts)), 4), "median_last": round(float(np.median(lasts)), 4)}
