@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+import svgan
 from svgan.errors import StopFlag, UserError, fail, one_line_errors
 
 from .backends import make_backend
@@ -23,7 +24,7 @@ from .offset_trick import identity_offset
 from .stream import MotionSource, StreamStats, run_stream
 from .video import SinkClosed, ThreadedSink, is_terminal
 
-DEFAULT_BUNDLE = Path("demo/bundle")
+DEFAULT_BUNDLE = Path(svgan.__file__).resolve().parent / "demo_world" / "bundle"  # ships in the repository
 
 
 def _open_output(output: Path | None):
@@ -43,7 +44,7 @@ def _frame_count(frames: int | None, seconds: float | None, fps: float) -> int |
 
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
 @click.option("--bundle", "bundle_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_BUNDLE,
-              help="Exported bundle (svgan-export). The default is the one `make demo` builds.")
+              help="Exported bundle (svgan-export). Default: the demo world's (64x64 cartoon faces, use --aligned).")
 @click.option("--identity", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The actor: a photo (aligned and encoded with pSp) or a W+ code (.npy). Default: random (--seed).")
 @click.option("--aligned", is_flag=True,

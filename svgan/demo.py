@@ -1,17 +1,16 @@
-"""`make demo` / `python -m svgan.demo`: the whole pipeline offline, with nothing downloaded.
+"""`make demo` / `python -m svgan.demo`: a cartoon face that talks and blinks, for an actor G never saw, offline.
 
-No pretrained FFHQ weights can be fetched, so the built-in default is made on the spot:
+The default streams the demo world's bundle, which ships in the repository (`svgan/demo_world/`, built as
+`docs/demo-world.md` describes: a procedural talking-face domain with its own small StyleGAN2, pSp encoder and
+temporal generator). The identity is `new_actor.png`, an aligned face of an actor outside the training video;
+`svgan-stream` encodes it, applies the offset trick and steps the GRU frame by frame into out.mp4. Frames are
+64x64 and encoded 4x enlarged.
 
-1. a pSp checkpoint (official layout) holding the conformance rule's deterministic weights, with a 256x256
-   StyleGAN2 decoder at a quarter of config-f's width so a 2-core CPU renders it in real time (the full
-   256 config costs ~100 GFLOP per frame, over a second here);
-2. a synthetic W+ training sequence with known talking-head dynamics (`svgan-embed --synthetic`);
-3. a briefly trained temporal model (`svgan-train`);
-4. the bundle (`svgan-export`);
-5. `svgan-stream` of scikit-image's astronaut photo (aligned and encoded like any identity) into out.mp4.
-
-Random weights render abstract textures, not faces; the point is that every stage runs for real.
-Steps whose results exist are skipped, so a second `make demo` only streams.
+`--abstract` instead runs every stage from scratch on a 256x256 model with the conformance rule's deterministic
+weights (random weights render abstract textures, not faces): a pSp checkpoint in the official layout, a
+synthetic W+ sequence (`svgan-embed --synthetic`), a briefly trained temporal model (`svgan-train`), the bundle
+(`svgan-export`), then `svgan-stream` of scikit-image's astronaut photo, aligned and encoded like any identity.
+Its results are kept in demo/, so a second run only streams; `make bench` times that bundle.
 """
 
 from __future__ import annotations
@@ -25,6 +24,9 @@ from pathlib import Path
 
 import click
 
+WORLD_DIR = Path(__file__).resolve().parent / "demo_world"
+WORLD_BUNDLE = WORLD_DIR / "bundle"
+WORLD_ACTOR = WORLD_DIR / "new_actor.png"
 DEMO_DIR = Path("demo")
 DEMO_CHANNELS = (128, 128, 128, 128, 128, 64, 32)  # 4² .. 256²: config-f's widths / 4
 TRAIN_ITERATIONS = 30
@@ -79,25 +81,36 @@ def build_bundle(root: Path) -> Path:
     return bundle
 
 
+def _stream(bundle: Path, identity: Path, seconds: float, output: Path, *options: str) -> None:
+    _say(f"streaming {seconds:g} s for the identity in {identity} -> {output}")
+    command = [sys.executable, "-m", "svgan.runtime.cli_stream", "--bundle", str(bundle), "--identity", str(identity),
+               "--seconds", str(seconds), "--batch", "8", "-o", str(output), *options]
+    if subprocess.run(command).returncode != 0:
+        raise SystemExit(1)
+
+
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=Path("out.mp4"),
               help="Where the video goes.")
 @click.option("--seconds", default=12.0, help="Length of the video.")
-@click.option("--rebuild", is_flag=True, help="Rebuild the demo bundle even if it exists.")
-def main(output: Path, seconds: float, rebuild: bool) -> None:
-    """Build the built-in demo (offline) and stream it into OUTPUT."""
+@click.option("--abstract", is_flag=True,
+              help="Run every stage from scratch on a 256x256 model with deterministic weights (textures, not faces).")
+@click.option("--rebuild", is_flag=True, help="With --abstract: rebuild its bundle even if it exists.")
+def main(output: Path, seconds: float, abstract: bool, rebuild: bool) -> None:
+    """Stream the built-in demo into OUTPUT: the demo world's talking face (default) or the --abstract pipeline."""
     start = time.perf_counter()
-    bundle = DEMO_DIR / "bundle"
-    if rebuild or not (bundle / "manifest.json").exists():
-        bundle = build_bundle(DEMO_DIR)
+    if abstract:
+        bundle = DEMO_DIR / "bundle"
+        if rebuild or not (bundle / "manifest.json").exists():
+            bundle = build_bundle(DEMO_DIR)
+        else:
+            _say(f"using the existing bundle {bundle} (--rebuild to make it again)")
+        _stream(bundle, astronaut_photo(), seconds, output)
     else:
-        _say(f"using the existing bundle {bundle} (--rebuild to make it again)")
-    photo = astronaut_photo()
-    _say(f"streaming {seconds:g} s for the identity in {photo} -> {output}")
-    command = [sys.executable, "-m", "svgan.runtime.cli_stream", "--bundle", str(bundle), "--identity", str(photo),
-               "--seconds", str(seconds), "--batch", "8", "-o", str(output)]
-    if subprocess.run(command).returncode != 0:
-        raise SystemExit(1)
+        if not (WORLD_BUNDLE / "manifest.json").is_file():
+            raise click.ClickException(f"the demo world's bundle is missing ({WORLD_BUNDLE}); restore it with git "
+                                       "or rebuild it as docs/demo-world.md describes")
+        _stream(WORLD_BUNDLE, WORLD_ACTOR, seconds, output, "--aligned", "--upscale", "4")
     _say(f"done in {time.perf_counter() - start:.0f} s: {output.resolve()}")
 
 

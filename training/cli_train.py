@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import signal
 import sys
@@ -13,7 +14,7 @@ from tqdm import tqdm
 
 from svgan.errors import StopFlag, fail, one_line_errors
 
-from .trainer import CHECKPOINT, TrainConfig, TrainingDiverged, start_run
+from .trainer import CHECKPOINT, MODEL_SIZES, TrainConfig, TrainingDiverged, start_run
 from .wplus_data import load_wplus
 
 DEFAULTS = TrainConfig()
@@ -32,6 +33,8 @@ DEFAULTS = TrainConfig()
 @click.option("--lambda-gap", default=DEFAULTS.lambda_gap, help="Weight of the gradient angle penalty (paper: 100).")
 @click.option("--no-gap", is_flag=True, help="Train without the gradient angle penalty (the paper's ablation).")
 @click.option("--ema", default=DEFAULTS.ema, help="EMA momentum of G's weights (paper: 0.995).")
+@click.option("--model", "model_size", type=click.Choice(sorted(MODEL_SIZES)), default="paper",
+              help="Widths of G and C: the paper's, or 'small' (about a quarter; CPU experiments, the demo world).")
 @click.option("--checkpoint-every", default=DEFAULTS.checkpoint_every, help="Iterations between checkpoints.")
 @click.option("--max-iterations", type=int, default=None,
               help="Stop (with a checkpoint) after this many more iterations: train in resumable chunks.")
@@ -42,7 +45,7 @@ DEFAULTS = TrainConfig()
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-train")
 def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: int, lr_g: float, lr_c: float,
-         lambda_gp: float, lambda_gap: float, no_gap: bool, ema: float, checkpoint_every: int,
+         lambda_gp: float, lambda_gap: float, no_gap: bool, ema: float, model_size: str, checkpoint_every: int,
          max_iterations: int | None, device: str, seed: int, resume: bool, json_out: Path | None) -> None:
     """Train StyleVideoGAN's recurrent W+ generator on DATA (a W+ sequence from svgan-embed).
 
@@ -56,7 +59,7 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
             fail("svgan-train", "--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, critic_steps=critic_steps, lr_g=lr_g, lr_c=lr_c,
                          lambda_gp=lambda_gp, lambda_gap=lambda_gap, gap=not no_gap, ema=ema,
-                         checkpoint_every=checkpoint_every, seed=seed)
+                         checkpoint_every=checkpoint_every, seed=seed, **copy.deepcopy(MODEL_SIZES[model_size]))
     sequence = load_wplus(data, window=config.window)
     trainer = start_run(sequence, run_dir, config, device=device, resume=resume, data_path=data)
     stop = StopFlag(notice=lambda: tqdm.write("svgan-train: interrupt received; writing a checkpoint after this "

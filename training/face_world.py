@@ -47,6 +47,7 @@ __all__ = [
     "talking_trajectory",
     "render_video",
     "sample_grid",
+    "state_from_row",
     "FaceDataset",
     "render_dataset",
     "identity_vector",
@@ -428,7 +429,8 @@ def talking_trajectory(seconds: float, fps: float = 25.0, seed: int = 0) -> tupl
     return np.stack(columns, axis=1).astype(np.float32), STATE_FIELDS
 
 
-def _as_state(row: np.ndarray) -> StateParams:
+def state_from_row(row: np.ndarray) -> StateParams:
+    """A `StateParams` from one row of a trajectory ([k] in `STATE_FIELDS` order)."""
     return StateParams(**{name: float(v) for name, v in zip(STATE_FIELDS, row)})
 
 
@@ -438,7 +440,7 @@ def render_video(identity: IdentityParams, states: np.ndarray | Sequence[StatePa
     MP4 at `path`; returns the number of frames written."""
     with VideoSink(path, fps=fps, width=size, height=size) as sink:
         for state in states:
-            sink.write(render_face(identity, state if isinstance(state, StateParams) else _as_state(state), size))
+            sink.write(render_face(identity, state if isinstance(state, StateParams) else state_from_row(state), size))
         return sink.frames_written
 
 

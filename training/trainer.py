@@ -35,6 +35,12 @@ METRICS = "metrics.csv"
 PCA_FILE = "pca.npz"
 SAMPLES = "samples.npz"
 RUN_FORMAT = "svgan-run/1"
+# `svgan-train --model`: the paper's widths, or about a quarter of them (CPU experiments, the demo world).
+MODEL_SIZES: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {"generator": {}, "critic": {}},
+    "small": {"generator": {"hidden_dim": 64, "h_mlp_width": 64, "t_mlp_width": 128},
+              "critic": {"e_width": 128, "conv_channels": (32, 64, 128)}},
+}
 
 
 @dataclass

@@ -18,11 +18,10 @@ import torch
 
 from svgan.training.evaluate import EvalConfig, evaluate_run
 from svgan.training.synthetic import SyntheticConfig, make_sequence, save_npz
-from svgan.training.trainer import TrainConfig, start_run
+from svgan.training.trainer import MODEL_SIZES, TrainConfig, start_run
 from svgan.training.wplus_data import load_wplus
 
-SMALL_MODEL = dict(generator={"hidden_dim": 64, "h_mlp_width": 64, "t_mlp_width": 128},
-                   critic={"e_width": 128, "conv_channels": (32, 64, 128)})
+SMALL_MODEL = MODEL_SIZES["small"]
 
 
 def main(out: Path, iterations: int) -> None:
