@@ -172,7 +172,7 @@ def test_measure_reports_transfer_and_identity(world_bundle, tmp_path):
     runner.invoke(cli_world.main, ["video", str(tmp_path / "v.mp4"), "--seconds", "2"])
     result = runner.invoke(cli_world.main, [
         "measure", "--bundle", str(world_bundle), "--reader", str(tmp_path / "reader.pt"), "--video",
-        str(tmp_path / "v.mp4"), "--actors", "1,2", "--frames", "60", "--json", str(tmp_path / "m.json")])
+        str(tmp_path / "v.mp4"), "--actors", "1,2", "--frames", "60", "--samples", "40", "--json", str(tmp_path / "m.json")])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "m.json").read_text())
     assert set(report["motion_transfer"]["actors"]) == {"seed1-neutral", "seed1-expressive", "seed2-neutral",
@@ -183,3 +183,4 @@ def test_measure_reports_transfer_and_identity(world_bundle, tmp_path):
             assert corr is None or -1 <= corr <= 1
     assert set(report["identity"]["actors"]) == {"seed1-neutral", "seed2-neutral"}
     assert set(report["embedding"]) == {"mouth_open", "blink"}
+    assert report["generator"]["reader_frechet_distance"] >= 0 and report["generator"]["samples"] == 40

@@ -221,13 +221,15 @@ def train_reader_command(out: Path, dataset: Path | None, size_n: int, epochs: i
 @click.option("--video-frames", default=1500, help="Frames of --video to use for the embedding check.")
 @click.option("--actors", default="101,102,103,104,105,106,107,108", help="Seeds of the unseen actors.")
 @click.option("--frames", default=1500, help="Frames per generated stream.")
-@click.option("--seed", default=0, help="Seeds G's trajectory.")
+@click.option("--samples", default=2000, help="StyleGAN2 samples (and rendered faces) for the fidelity check.")
+@click.option("--seed", default=0, help="Seeds G's trajectory and the StyleGAN2 samples.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default="-",
               help="Write the report as JSON here ('-' for stdout).")
 @one_line_errors("svgan-world measure")
 def measure(bundle_dir: Path, reader_path: Path, video: Path | None, video_frames: int, actors: str, frames: int,
-            seed: int, json_out: Path) -> None:
-    """Motion transfer (offset trick vs naive offset) and identity preservation, read from rendered frames."""
+            samples: int, seed: int, json_out: Path) -> None:
+    """Generator fidelity, motion transfer (offset trick vs naive offset) and identity preservation, read from
+    rendered frames by the attribute reader."""
     from svgan.runtime.backends import make_backend
     from svgan.runtime.bundle import load_bundle
     from svgan.runtime.video import VideoReader
@@ -244,7 +246,9 @@ def measure(bundle_dir: Path, reader_path: Path, video: Path | None, video_frame
         with VideoReader(video) as clip:
             frames_rgb = np.stack([f for _, f in zip(range(len(states)), clip)])
         report["embedding"] = wm.embedding_report(backend, reader, frames_rgb, states[:len(frames_rgb)])
-    with tqdm(total=2, desc="measure", file=sys.stderr) as bar:
+    with tqdm(total=3, desc="measure", file=sys.stderr) as bar:
+        report["generator"] = wm.generator_report(backend, bundle, reader, samples, seed)
+        bar.update(1)
         report["motion_transfer"] = wm.transfer_report(backend, bundle, reader, cast, frames, seed)
         bar.update(1)
         report["identity"] = wm.identity_report(backend, bundle, reader, cast[::2], frames, seed)

@@ -4,6 +4,9 @@ Everything runs on an exported bundle through the streaming runtime's own backen
 measured is what `svgan-stream` shows. The attribute reader R (`attribute_reader.py`) turns frames back into
 the renderer's parameters.
 
+* Generator fidelity: the Fréchet distance between R's readings (standardised) of StyleGAN2 samples and of
+  rendered faces, against the same distance between two sets of rendered faces (the floor), and how often the
+  samples show an open mouth or shut eyes compared with the renders.
 * Embedding: R on the training video's frames against the renderer's true states (how well R reads), and R on
   pSp's reconstructions of those frames (how much of the motion survives pSp + StyleGAN2, i.e. what G can learn).
 * Motion transfer: one trajectory of G, w_k, rendered for the training actor (w_k) and for new actors
@@ -29,7 +32,8 @@ from svgan.runtime.offset_trick import identity_offset
 from svgan.runtime.stream import MotionSource
 
 from .attribute_reader import AttributeReader, identity_fields
-from .face_world import (STATE_FIELDS, IdentityParams, StateParams, random_identity, render_face, state_from_row,
+from .motion_metrics import frechet_distance
+from .face_world import (STATE_FIELDS, render_dataset, IdentityParams, StateParams, random_identity, render_face, state_from_row,
                          talking_trajectory)
 
 MOTION_FIELDS = ("mouth_open", "blink")
@@ -81,6 +85,33 @@ def motion_signals(reader: AttributeReader, frames: np.ndarray) -> np.ndarray:
     """R's mouth and blink readings, [frames, 2]."""
     states, _ = reader.read(frames)
     return states[:, [STATE_FIELDS.index(name) for name in MOTION_FIELDS]]
+
+
+def generator_report(backend: Backend, bundle: Bundle, reader: AttributeReader, samples: int, seed: int) -> dict:
+    """StyleGAN2 samples (z ~ N(0, I), no truncation) against rendered faces, in R's standardised readings."""
+    z = np.random.default_rng(seed).standard_normal((samples, bundle.style_dim), dtype=np.float32)
+    w = np.concatenate([backend.mapping(z[k:k + 256]) for k in range(0, samples, 256)])
+    generated = _readings(reader, render(backend, np.repeat(w[:, None], bundle.n_styles, axis=1)))
+    size = bundle.encoder_input_size
+    rendered = [_readings(reader, render_dataset(samples, size, seed=seed + k).images) for k in (1, 2)]
+    thresholds = {"mouth_open": 0.3, "blink": 0.5}  # "mouth visibly open", "eyes mostly shut"
+
+    def shares(readings: np.ndarray) -> dict[str, float]:
+        values = readings * reader.std.numpy() + reader.mean.numpy()
+        return {f"{name}_above_{t}": round(float((values[:, STATE_FIELDS.index(name)] > t).mean()), 4)
+                for name, t in thresholds.items()}
+
+    return {"samples": samples, "seed": seed,
+            "reader_frechet_distance": round(frechet_distance(generated, rendered[0]), 4),
+            "reader_frechet_distance_floor": round(frechet_distance(rendered[1], rendered[0]), 4),
+            "share_generated": shares(generated), "share_rendered": shares(rendered[0])}
+
+
+def _readings(reader: AttributeReader, frames: np.ndarray) -> np.ndarray:
+    """R's standardised readings [N, all fields]: every field weighs the same in a distance."""
+    states, identities = reader.read(frames)
+    values = np.concatenate([states, identities], axis=1)
+    return (values - reader.mean.numpy()) / reader.std.numpy()
 
 
 def embedding_report(backend: Backend, reader: AttributeReader, frames: np.ndarray, true_states: np.ndarray
