@@ -184,3 +184,23 @@ def test_measure_reports_transfer_and_identity(world_bundle, tmp_path):
     assert set(report["identity"]["actors"]) == {"seed1-neutral", "seed2-neutral"}
     assert set(report["embedding"]) == {"mouth_open", "blink"}
     assert report["generator"]["reader_frechet_distance"] >= 0 and report["generator"]["samples"] == 40
+
+
+def test_shipped_demo_world_streams_a_face_for_the_unseen_actor(tmp_path):
+    """`make demo`'s inputs: the bundle in the repository is intact (every sha256), small enough to ship, and
+    streams the shipped actor."""
+    from svgan.demo import WORLD_ACTOR, WORLD_BUNDLE
+    from svgan.runtime.bundle import load_bundle, manifest_files
+
+    bundle = load_bundle(WORLD_BUNDLE)
+    assert bundle.problems() == []
+    assert sum((WORLD_BUNDLE / name).stat().st_size for name in manifest_files(bundle.manifest)) <= 30 * 2 ** 20
+    assert (bundle.resolution, bundle.encoder_input_size) == (64, 64)
+    out = tmp_path / "demo.mp4"
+    done = subprocess.run([sys.executable, "-m", "svgan.demo", "--seconds", "2", "-o", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with VideoReader(out) as reader:
+        frames = np.stack(list(reader))
+    assert frames.shape == (50, 256, 256, 3)
+    assert frames.std(axis=0).mean() > 0.5  # the face moves
