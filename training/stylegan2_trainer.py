@@ -88,6 +88,8 @@ class GANStats:
 
 def to_images(rgb: np.ndarray) -> torch.Tensor:
     """uint8 [B, H, W, 3] -> float [B, 3, H, W] in [-1, 1]."""
+    if not rgb.flags.writeable:  # e.g. np.asarray of a PIL image: torch only wraps writable memory
+        rgb = rgb.copy()
     return torch.from_numpy(rgb).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
