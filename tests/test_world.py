@@ -204,3 +204,24 @@ def test_shipped_demo_world_streams_a_face_for_the_unseen_actor(tmp_path):
         frames = np.stack(list(reader))
     assert frames.shape == (50, 256, 256, 3)
     assert frames.std(axis=0).mean() > 0.5  # the face moves
+
+
+def test_feature_weighted_pixel_loss_counts_mouth_errors_more(tmp_path):
+    from svgan.models import Generator, save_stylegan2
+    from svgan.training.face_world import FEATURE_BOXES
+
+    g = Generator(StyleGAN2Config(size=64, style_dim=128, n_mlp=2, channels=WORLD_TEST_CHANNELS))
+    save_stylegan2(tmp_path / "g.pt", g, g.mapping(torch.randn(100, 128)).mean(0))
+    losses = {}
+    for weight in (1.0, 10.0):
+        trainer = start_psp_run(tmp_path / f"run{weight}", tmp_path / "g.pt", PSPTrainConfig(
+            stages=WORLD_TEST_STAGES, dataset_size=4, feature_weight=weight))
+        target = torch.zeros(1, 3, 64, 64)
+        top, bottom, left, right = (round(v * 64) for v in FEATURE_BOXES[1])
+        in_mouth, in_background = target.clone(), target.clone()
+        in_mouth[..., top:bottom, left:right] = 0.5
+        in_background[..., :bottom - top, :right - left] = 0.5  # the same number of pixels, top-left corner
+        losses[weight] = (trainer._pixel_loss(in_mouth, target).item(), trainer._pixel_loss(in_background, target).item())
+    assert losses[1.0][0] == pytest.approx(losses[1.0][1])
+    assert losses[1.0][0] == pytest.approx(torch.nn.functional.mse_loss(in_mouth, target).item())
+    assert losses[10.0][0] > 5 * losses[10.0][1]

@@ -129,6 +129,8 @@ def train_stylegan(run_dir: Path, iterations: int, minutes: float | None, resume
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR bit for bit.")
 @click.option("--batch-size", default=PSP_DEFAULTS.batch_size, help="Half generator samples, half rendered faces.")
 @click.option("--lr", default=PSP_DEFAULTS.lr, help="Adam learning rate of the encoder.")
+@click.option("--feature-weight", default=PSP_DEFAULTS.feature_weight,
+              help="Pixel-loss weight inside the eye and mouth boxes of the aligned crop (1 = plain L2).")
 @click.option("--checkpoint-every", default=PSP_DEFAULTS.checkpoint_every, help="Iterations between checkpoints.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
 @click.option("--seed", default=PSP_DEFAULTS.seed, help="Seeds the rendered faces, initialisation and batches.")
@@ -136,8 +138,8 @@ def train_stylegan(run_dir: Path, iterations: int, minutes: float | None, resume
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-world train-psp")
 def train_psp(run_dir: Path, stylegan_path: Path, iterations: int, minutes: float | None, resume: bool,
-              batch_size: int, lr: float, checkpoint_every: int, threads: int | None, seed: int,
-              json_out: Path | None) -> None:
+              batch_size: int, lr: float, feature_weight: float, checkpoint_every: int, threads: int | None,
+              seed: int, json_out: Path | None) -> None:
     """Train a small pSp encoder for the world's StyleGAN2 in RUN_DIR (latent + pixel losses).
 
     Writes checkpoint.pt, metrics.csv, reconstructions.png and psp.pt (official pSp layout) at every checkpoint.
@@ -146,7 +148,8 @@ def train_psp(run_dir: Path, stylegan_path: Path, iterations: int, minutes: floa
 
     if threads:
         torch.set_num_threads(threads)
-    config = PSPTrainConfig(batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, seed=seed)
+    config = PSPTrainConfig(batch_size=batch_size, lr=lr, feature_weight=feature_weight,
+                            checkpoint_every=checkpoint_every, seed=seed)
     with tqdm(total=config.dataset_size, desc="render faces", unit="img", file=sys.stderr) as bar:
         trainer = start_psp_run(run_dir, stylegan_path, config, resume=resume, progress=lambda done: bar.update(1))
     _train_chunks("svgan-world train-psp", trainer, iterations, minutes, json_out, lambda stats: dict(

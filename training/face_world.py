@@ -48,6 +48,8 @@ __all__ = [
     "render_video",
     "sample_grid",
     "state_from_row",
+    "FEATURE_BOXES",
+    "feature_weights",
     "FaceDataset",
     "render_dataset",
     "identity_vector",
@@ -61,6 +63,9 @@ _SUPERSAMPLE = 4
 # Fixed landmarks of the aligned crop (image fractions), before pose and identity offsets.
 _FACE_CX, _FACE_CY = 0.5, 0.50
 _EYE_Y, _NOSE_Y, _MOUTH_Y = 0.45, 0.565, 0.665
+# Where eyes, brows and mouth can be in the aligned crop, head pose and identity included: (top, bottom, left, right)
+# as image fractions. Small features are a few percent of the pixels; losses can weight these boxes up.
+FEATURE_BOXES: tuple[tuple[float, float, float, float], ...] = ((0.36, 0.53, 0.28, 0.72), (0.58, 0.77, 0.34, 0.66))
 
 
 @dataclass(frozen=True)
@@ -467,6 +472,14 @@ def sample_grid(seed: int = 0, n_identities: int = 4, size: int = 128) -> np.nda
 
 
 # --------------------------------------------------------------------------------------------------- datasets
+
+def feature_weights(size: int, weight: float) -> np.ndarray:
+    """[size, size] float32 map: `weight` inside `FEATURE_BOXES` (eyes and brows, mouth), 1 elsewhere."""
+    weights = np.ones((size, size), np.float32)
+    for top, bottom, left, right in FEATURE_BOXES:
+        weights[round(top * size):round(bottom * size), round(left * size):round(right * size)] = weight
+    return weights
+
 
 def identity_vector(identity: IdentityParams) -> np.ndarray:
     """The identity as numbers (colours in 0..1, hair style as its index): a target for attribute readers."""

@@ -9,6 +9,10 @@ encoder E learns from what the world offers instead. Each batch is half generato
   through the frozen generator only, plus pSp's `w_norm` pull of the code towards `latent_avg` (keeps codes in
   the region the generator was trained on).
 
+Mouth and eyes are a few percent of the pixels, so plain L2 hardly notices whether the mouth is open;
+`feature_weight` > 1 weights the pixel loss up inside the renderer's eye and mouth boxes (a stand-in, chosen from
+the world's known layout, for what LPIPS and the ID loss do for the official pSp).
+
 The decoder is the StyleGAN2 run's EMA generator, frozen; `latent_avg` is its mean w, repeated over the styles,
 as pSp's `start_from_latent_avg`. A run directory holds `checkpoint.pt`, `metrics.csv`, `config.json`, and on every
 checkpoint `psp.pt` (official pSp layout: `load_psp` reads it) and `reconstructions.png` (rows of rendered faces
@@ -33,7 +37,7 @@ from svgan.models import (PSP, Generator, PSPEncoderConfig, atomic_torch_save, l
                           save_psp)
 
 from .chunked_run import ChunkedRun
-from .face_world import FaceDataset, render_dataset
+from .face_world import FaceDataset, feature_weights, render_dataset
 from .stylegan2_trainer import image_grid, to_images, to_uint8
 from .trainer import RunError, TrainingDiverged
 
@@ -53,6 +57,7 @@ class PSPTrainConfig:
     lambda_latent: float = 1.0
     lambda_pixel: float = 1.0
     lambda_w_norm: float = 0.005
+    feature_weight: float = 1.0  # pixel-loss weight inside face_world.FEATURE_BOXES (eyes, mouth); 1 = plain L2
     mixing: float = 0.5
     dataset_size: int = 10_000
     checkpoint_every: int = 250
@@ -100,6 +105,8 @@ class PSPTrainer(ChunkedRun):
         torch.manual_seed(config.seed)
         self.psp = build_psp(decoder, config)
         self.opt = torch.optim.Adam(self.psp.encoder.parameters(), lr=config.lr)
+        weights = torch.from_numpy(feature_weights(self.psp.resolution, config.feature_weight))
+        self.pixel_weights = weights / weights.mean()  # keeps lambda_pixel's scale whatever the weight
         self.iteration = 0
 
     def state_dict(self) -> dict[str, Any]:
@@ -138,6 +145,10 @@ class PSPTrainer(ChunkedRun):
             wplus = torch.where(mixed[..., None], w[1], wplus)
             return decoder.synthesize(wplus), wplus
 
+    def _pixel_loss(self, recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """L2, weighted up where the small features are (`feature_weight`), normalised to the plain L2's scale."""
+        return ((recon - target).pow(2) * self.pixel_weights).mean()
+
     def train_iteration(self) -> PSPStats:
         start = time.perf_counter()
         c, psp = self.config, self.psp
@@ -148,8 +159,8 @@ class PSPTrainer(ChunkedRun):
         codes = psp.encode(torch.cat([generated, rendered]))
         recon = psp.decoder.synthesize(codes)
         latent = F.mse_loss(codes[:half], target)
-        pixel_generated = F.mse_loss(recon[:half], generated)
-        pixel_rendered = F.mse_loss(recon[half:], rendered)
+        pixel_generated = self._pixel_loss(recon[:half], generated)
+        pixel_rendered = self._pixel_loss(recon[half:], rendered)
         w_norm = (codes[half:] - psp.latent_avg).pow(2).sum(-1).mean()
         loss = (c.lambda_latent * latent + c.lambda_pixel * (pixel_generated + pixel_rendered)
                 + c.lambda_w_norm * w_norm)
