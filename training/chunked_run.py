@@ -13,9 +13,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .trainer import MetricsLog
+from svgan.models import safe_torch_load
 
+from .trainer import MetricsLog, RunError
+
+CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
+
+
+def run_state(run_dir: Path, run_format: str, resume: bool, what: str) -> dict[str, Any] | None:
+    """The checkpoint of the run in `run_dir` when `resume` (it must be a `run_format` run), else None after making
+    sure `run_dir` holds no run that a new one would overwrite."""
+    checkpoint = Path(run_dir) / CHECKPOINT
+    if not resume:
+        if checkpoint.exists():
+            raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose another directory")
+        return None
+    if not checkpoint.is_file():
+        raise RunError(f"--resume: no {CHECKPOINT} in {run_dir}")
+    state = safe_torch_load(checkpoint)
+    if not isinstance(state, dict) or state.get("format") != run_format:
+        raise RunError(f"{checkpoint} is not an svgan {what} run checkpoint")
+    return state
 
 
 class ChunkedRun:

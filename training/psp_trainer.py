@@ -33,15 +33,13 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from svgan.models import (PSP, Generator, PSPEncoderConfig, atomic_torch_save, load_stylegan2, safe_torch_load,
-                          save_psp)
+from svgan.models import PSP, Generator, PSPEncoderConfig, atomic_torch_save, load_stylegan2, save_psp
 
-from .chunked_run import ChunkedRun
+from .chunked_run import CHECKPOINT, ChunkedRun, run_state
 from .face_world import FaceDataset, feature_weights, render_dataset
 from .stylegan2_trainer import image_grid, to_images, to_uint8
 from .trainer import RunError, TrainingDiverged
 
-CHECKPOINT = "checkpoint.pt"
 EXPORTED = "psp.pt"
 RECONSTRUCTIONS = "reconstructions.png"
 RUN_FORMAT = "svgan-psp-run/1"
@@ -178,17 +176,9 @@ def start_psp_run(run_dir: Path, stylegan_path: Path, config: PSPTrainConfig, re
                   progress=lambda done: None) -> PSPTrainer:
     """A new encoder run for the StyleGAN2 at `stylegan_path`, or the run stored in `run_dir` when `resume`."""
     run_dir = Path(run_dir)
-    checkpoint = run_dir / CHECKPOINT
-    state = None
-    if resume:
-        if not checkpoint.is_file():
-            raise RunError(f"--resume: no {CHECKPOINT} in {run_dir}")
-        state = safe_torch_load(checkpoint)
-        if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
-            raise RunError(f"{checkpoint} is not an svgan pSp run checkpoint")
+    state = run_state(run_dir, RUN_FORMAT, resume, "pSp")
+    if state is not None:
         config = PSPTrainConfig.from_dict(state["config"])
-    elif checkpoint.exists():
-        raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose another directory")
     decoder = load_stylegan2(stylegan_path)
     data = render_dataset(config.dataset_size, decoder.resolution, config.seed + 500, progress)
     if state is None:

@@ -27,14 +27,13 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from svgan.models import Generator, StyleGAN2Config, atomic_torch_save, safe_torch_load, save_stylegan2
+from svgan.models import Generator, StyleGAN2Config, atomic_torch_save, save_stylegan2
 from svgan.models.stylegan2_discriminator import Discriminator
 
 from .face_world import FaceDataset, render_dataset
-from .chunked_run import ChunkedRun
-from .trainer import RunError, TrainingDiverged
+from .chunked_run import CHECKPOINT, ChunkedRun, run_state
+from .trainer import TrainingDiverged
 
-CHECKPOINT = "checkpoint.pt"
 DATASET = "dataset.npz"
 EXPORTED = "stylegan2.pt"
 SAMPLES = "samples.png"
@@ -241,19 +240,12 @@ def start_stylegan2_run(run_dir: Path, config: StyleGAN2TrainConfig, resume: boo
                         progress: Callable[[int], None] = lambda done: None) -> StyleGAN2Trainer:
     """A new run in `run_dir` (renders its dataset first), or the run stored there when `resume`."""
     run_dir = Path(run_dir)
-    checkpoint = run_dir / CHECKPOINT
-    if resume:
-        if not checkpoint.is_file():
-            raise RunError(f"--resume: no {CHECKPOINT} in {run_dir}")
-        state = safe_torch_load(checkpoint)
-        if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
-            raise RunError(f"{checkpoint} is not an svgan StyleGAN2 run checkpoint")
+    state = run_state(run_dir, RUN_FORMAT, resume, "StyleGAN2")
+    if state is not None:
         trainer = StyleGAN2Trainer(load_dataset(run_dir / DATASET), run_dir,
                                    StyleGAN2TrainConfig.from_dict(state["config"]))
         trainer.load_state_dict(state)
         return trainer
-    if checkpoint.exists():
-        raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose another directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     data = render_dataset(config.dataset_size, config.size, config.seed, progress)
     save_dataset(run_dir / DATASET, data)
