@@ -7,6 +7,12 @@
 
 The window length is fixed by the config (25 in training): the flattened output of the last conv goes
 through one linear layer, which plays the part of DCGAN's final valid convolution for any length.
+
+C first standardises its input with the training codes' mean W+ and RMS deviation (fixed buffers, set by the
+trainer). An actor's codes sit far from the origin and move little around their mean (in the demo world the
+motion is ~5% of the offset): unstandardised, every unit of E sees the same large constant plus a tiny
+perturbation, so E is linear over the whole data and C can only compare means, never how much or how codes
+move; a generator that stands still at the mean then looks real to it.
 """
 
 from __future__ import annotations
@@ -57,11 +63,21 @@ class TemporalCritic(nn.Module):
             in_ch = out_ch
         self.temporal = nn.Sequential(*layers)
         self.head = nn.Linear(in_ch * c.time_steps_after_convs(), 1)
+        self.register_buffer("input_mean", torch.zeros(c.n_styles, c.style_dim))
+        self.register_buffer("input_scale", torch.ones(()))
+
+    @torch.no_grad()
+    def set_input_statistics(self, wplus: torch.Tensor) -> None:
+        """Standardise future inputs with these codes' (N x n_styles x style_dim) mean and RMS deviation."""
+        mean = wplus.mean(0)
+        self.input_mean.copy_(mean)
+        self.input_scale.copy_((wplus - mean).pow(2).mean().sqrt().clamp_min(1e-8))
 
     def forward(self, wplus: torch.Tensor) -> torch.Tensor:
         b, t = wplus.shape[:2]
         if t != self.config.window:
             raise ValueError(f"the critic scores windows of {self.config.window} frames, got {t}")
-        features = self.E(wplus.reshape(b, t, -1))              # B x t x 32
+        x = (wplus - self.input_mean) / self.input_scale
+        features = self.E(x.reshape(b, t, -1))              # B x t x 32
         out = self.temporal(features.transpose(1, 2))           # B x C x t'
         return self.head(out.flatten(1)).squeeze(1)

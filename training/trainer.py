@@ -122,6 +122,7 @@ class Trainer:
         with torch.no_grad():  # centre G's output on the actor's mean code, so the critic sees motion, not offset
             self.G.T[-1].bias.zero_()
             self.G.A.bias.copy_(torch.from_numpy(data.wplus.mean(0)))
+            self.C.set_input_statistics(torch.from_numpy(data.wplus))
         self.G.to(self.device)
         self.C.to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
