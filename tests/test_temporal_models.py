@@ -86,3 +86,19 @@ def test_critic_is_per_sample_no_batch_statistics():
     critic = TemporalCritic(TemporalCriticConfig(n_styles=4, style_dim=8))
     x = torch.randn(5, 25, 4, 8)
     torch.testing.assert_close(critic(x)[2:3], critic(x[2:3]))
+
+
+def test_critic_standardises_its_input_with_the_training_codes_statistics():
+    """An actor whose codes sit at a large offset and move little must score like one at the origin moving a lot:
+    C sees (w - mean) / rms, so shifting and scaling the training codes changes nothing."""
+    torch.manual_seed(0)
+    critic = TemporalCritic(TemporalCriticConfig(n_styles=4, style_dim=8))
+    codes = torch.randn(200, 4, 8)
+    critic.set_input_statistics(codes)
+    windows = codes[:50].reshape(2, 25, 4, 8)
+    scores = critic(windows)
+    shifted = codes * 0.05 + torch.linspace(-3, 3, 32).reshape(4, 8)
+    critic.set_input_statistics(shifted)
+    torch.testing.assert_close(critic(shifted[:50].reshape(2, 25, 4, 8)), scores, rtol=1e-4, atol=1e-5)
+    assert critic.state_dict()["input_scale"].item() == pytest.approx(0.05 * codes.std(0).pow(2).mean().sqrt().item(),
+                                                                        rel=1e-2)

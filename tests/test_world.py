@@ -172,7 +172,8 @@ def test_measure_reports_transfer_and_identity(world_bundle, tmp_path):
     runner.invoke(cli_world.main, ["video", str(tmp_path / "v.mp4"), "--seconds", "2"])
     result = runner.invoke(cli_world.main, [
         "measure", "--bundle", str(world_bundle), "--reader", str(tmp_path / "reader.pt"), "--video",
-        str(tmp_path / "v.mp4"), "--actors", "1,2", "--frames", "60", "--samples", "40", "--json", str(tmp_path / "m.json")])
+        str(tmp_path / "v.mp4"), "--stream", str(tmp_path / "v.mp4"), "--actors", "1,2", "--frames", "60",
+        "--samples", "40", "--json", str(tmp_path / "m.json")])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "m.json").read_text())
     assert set(report["motion_transfer"]["actors"]) == {"seed1-neutral", "seed1-expressive", "seed2-neutral",
@@ -182,8 +183,26 @@ def test_measure_reports_transfer_and_identity(world_bundle, tmp_path):
             corr = entry[method]["mouth_open"]["corr"]
             assert corr is None or -1 <= corr <= 1
     assert set(report["identity"]["actors"]) == {"seed1-neutral", "seed2-neutral"}
-    assert set(report["embedding"]) == {"mouth_open", "blink"}
+    assert set(report["embedding"]) == {"mouth_open", "blink", "amplitude"}
+    assert report["streams"][str(tmp_path / "v.mp4")]["frames"] == 50
+    truth = report["embedding"]["amplitude"]["truth"]
+    assert truth["mouth_std"] > 0.05  # the rendered actor talks
     assert report["generator"]["reader_frechet_distance"] >= 0 and report["generator"]["samples"] == 40
+
+
+def test_motion_amplitude_counts_blinks_and_measures_the_mouth():
+    from svgan.training.world_metrics import motion_amplitude
+
+    fps, frames = 25.0, 1500  # one minute
+    blink = np.zeros(frames)
+    for start in (100, 700, 1400):
+        blink[start:start + 5] = 0.9   # three 0.2 s blinks
+    mouth = 0.3 + 0.2 * np.sin(np.arange(frames) / fps * 2 * np.pi * 4)
+    amplitude = motion_amplitude(np.stack([mouth, blink], axis=1), fps)
+    assert amplitude["blinks_per_minute"] == 3.0
+    assert amplitude["shut_eyes_share"] == pytest.approx(15 / 1500)
+    assert amplitude["mouth_std"] == pytest.approx(0.2 / np.sqrt(2), rel=1e-2)
+    assert 0.35 < amplitude["mouth_range_5_95"] < 0.4
 
 
 def test_shipped_demo_world_streams_a_face_for_the_unseen_actor(tmp_path):

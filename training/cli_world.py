@@ -222,6 +222,9 @@ def train_reader_command(out: Path, dataset: Path | None, size_n: int, epochs: i
 @click.option("--video", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The training video (svgan-world video); its .states.npy beside it gives the true states.")
 @click.option("--video-frames", default=1500, help="Frames of --video to use for the embedding check.")
+@click.option("--stream", "streams", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A video written by svgan-stream (e.g. make demo's out.mp4): how much its face moves. "
+                   "Repeatable.")
 @click.option("--actors", default="101,102,103,104,105,106,107,108", help="Seeds of the unseen actors.")
 @click.option("--frames", default=1500, help="Frames per generated stream.")
 @click.option("--samples", default=2000, help="StyleGAN2 samples (and rendered faces) for the fidelity check.")
@@ -229,8 +232,8 @@ def train_reader_command(out: Path, dataset: Path | None, size_n: int, epochs: i
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default="-",
               help="Write the report as JSON here ('-' for stdout).")
 @one_line_errors("svgan-world measure")
-def measure(bundle_dir: Path, reader_path: Path, video: Path | None, video_frames: int, actors: str, frames: int,
-            samples: int, seed: int, json_out: Path) -> None:
+def measure(bundle_dir: Path, reader_path: Path, video: Path | None, video_frames: int, streams: tuple[Path, ...],
+            actors: str, frames: int, samples: int, seed: int, json_out: Path) -> None:
     """Generator fidelity, motion transfer (offset trick vs naive offset) and identity preservation, read from
     rendered frames by the attribute reader."""
     from svgan.runtime.backends import make_backend
@@ -248,7 +251,13 @@ def measure(bundle_dir: Path, reader_path: Path, video: Path | None, video_frame
         states = np.load(video.with_suffix(".states.npy"))[:video_frames]
         with VideoReader(video) as clip:
             frames_rgb = np.stack([f for _, f in zip(range(len(states)), clip)])
-        report["embedding"] = wm.embedding_report(backend, reader, frames_rgb, states[:len(frames_rgb)])
+            fps = clip.fps
+        report["embedding"] = wm.embedding_report(backend, reader, frames_rgb, states[:len(frames_rgb)], fps)
+    for stream in streams:
+        with VideoReader(stream) as clip:
+            signals = wm.motion_signals(reader, np.stack(list(clip)))
+            report.setdefault("streams", {})[str(stream)] = {"frames": len(signals),
+                                                             **wm.motion_amplitude(signals, clip.fps)}
     with tqdm(total=3, desc="measure", file=sys.stderr) as bar:
         report["generator"] = wm.generator_report(backend, bundle, reader, samples, seed)
         bar.update(1)

@@ -14,6 +14,9 @@ the renderer's parameters.
   actor's: with the offset trick (Delta = w_new - projection of w_new onto the training PCA space) and with the
   naive offset Delta = w_new - mu (which also adds the new photo's expression). New actors are shown in a neutral
   state and in an expressive one (mouth open, eyes shut, smiling) to make that difference visible.
+* Motion amplitude: how much a face moves at all, in R's units (mouth std and range, share of frames with shut
+  eyes, blinks per minute), for the training video, pSp's reconstruction of it, G's trajectory and any streamed
+  MP4 (e.g. `make demo`'s out.mp4). Correlations alone cannot tell a face that talks from one that trembles.
 * Identity preservation: R's identity reading (face shape, skin, hair, iris, background, shirt) of every frame of
   a long stream against its reading of the identity image, early in the stream and late in it.
 """
@@ -37,6 +40,7 @@ from .face_world import (STATE_FIELDS, render_dataset, IdentityParams, StatePara
                          talking_trajectory)
 
 MOTION_FIELDS = ("mouth_open", "blink")
+BLINK_SHUT = 0.5  # R's blink reading above which the eyes count as (mostly) shut
 # Colour entries of the identity reading: what a viewer notices first when an identity drifts.
 COLOUR_FIELDS = tuple(name for name in identity_fields() if name[-2:] in ("_r", "_g", "_b"))
 EXPRESSIVE = StateParams(mouth_open=0.7, blink=1.0, smile=0.8)
@@ -87,6 +91,17 @@ def motion_signals(reader: AttributeReader, frames: np.ndarray) -> np.ndarray:
     return states[:, [STATE_FIELDS.index(name) for name in MOTION_FIELDS]]
 
 
+def motion_amplitude(signals: np.ndarray, fps: float) -> dict[str, float]:
+    """Mouth std and 5-95% range, share of frames with shut eyes and blinks (shut-eye runs) per minute, from R's
+    [frames, 2] mouth/blink readings."""
+    mouth, shut = signals[:, 0], signals[:, 1] > BLINK_SHUT
+    blinks = int(shut[0]) + int(np.count_nonzero(shut[1:] & ~shut[:-1]))
+    low, high = np.percentile(mouth, [5, 95])
+    return {"mouth_std": round(float(mouth.std()), 4), "mouth_range_5_95": round(float(high - low), 4),
+            "shut_eyes_share": round(float(shut.mean()), 4),
+            "blinks_per_minute": round(blinks / (len(signals) / fps / 60), 2)}
+
+
 def generator_report(backend: Backend, bundle: Bundle, reader: AttributeReader, samples: int, seed: int) -> dict:
     """StyleGAN2 samples (z ~ N(0, I), no truncation) against rendered faces, in R's standardised readings."""
     z = np.random.default_rng(seed).standard_normal((samples, bundle.style_dim), dtype=np.float32)
@@ -114,15 +129,19 @@ def _readings(reader: AttributeReader, frames: np.ndarray) -> np.ndarray:
     return (values - reader.mean.numpy()) / reader.std.numpy()
 
 
-def embedding_report(backend: Backend, reader: AttributeReader, frames: np.ndarray, true_states: np.ndarray
-                     ) -> dict[str, dict[str, float | None]]:
-    """Correlations with the renderer's true mouth/blink: R on the video itself, and R on pSp's reconstructions."""
+def embedding_report(backend: Backend, reader: AttributeReader, frames: np.ndarray, true_states: np.ndarray,
+                     fps: float) -> dict[str, dict]:
+    """Correlations with the renderer's true mouth/blink: R on the video itself, and R on pSp's reconstructions;
+    and the motion amplitude of both (what G can learn is at most the reconstruction's)."""
     truth = true_states[:, [STATE_FIELDS.index(name) for name in MOTION_FIELDS]]
     read = motion_signals(reader, frames)
     recon = motion_signals(reader, render(backend, encode(backend, frames)))
-    return {name: {"reader_on_video": correlation(read[:, k], truth[:, k]),
-                   "reader_on_psp_reconstruction": correlation(recon[:, k], truth[:, k])}
-            for k, name in enumerate(MOTION_FIELDS)}
+    report: dict[str, dict] = {name: {"reader_on_video": correlation(read[:, k], truth[:, k]),
+                                      "reader_on_psp_reconstruction": correlation(recon[:, k], truth[:, k])}
+                               for k, name in enumerate(MOTION_FIELDS)}
+    report["amplitude"] = {"truth": motion_amplitude(truth, fps), "reader_on_video": motion_amplitude(read, fps),
+                           "reader_on_psp_reconstruction": motion_amplitude(recon, fps)}
+    return report
 
 
 def transfer_report(backend: Backend, bundle: Bundle, reader: AttributeReader, actors: Sequence[NewActor],
@@ -146,6 +165,7 @@ def transfer_report(backend: Backend, bundle: Bundle, reader: AttributeReader, a
             "training_actor": {name: {"mean": round(float(reference[:, k].mean()), 4),
                                       "std": round(float(reference[:, k].std()), 4)}
                                for k, name in enumerate(MOTION_FIELDS)},
+            "training_actor_amplitude": motion_amplitude(reference, bundle.fps),
             "actors": actors_report, "summary": _transfer_summary(actors_report)}
 
 
