@@ -41,6 +41,7 @@ from .face_world import (STATE_FIELDS, render_dataset, IdentityParams, StatePara
 
 MOTION_FIELDS = ("mouth_open", "blink")
 BLINK_SHUT = 0.5  # R's blink reading above which the eyes count as (mostly) shut
+BLINK_OPEN = 0.25  # ... and below which they count as open again: a blink goes from open to shut
 # Colour entries of the identity reading: what a viewer notices first when an identity drifts.
 COLOUR_FIELDS = tuple(name for name in identity_fields() if name[-2:] in ("_r", "_g", "_b"))
 EXPRESSIVE = StateParams(mouth_open=0.7, blink=1.0, smile=0.8)
@@ -92,10 +93,17 @@ def motion_signals(reader: AttributeReader, frames: np.ndarray) -> np.ndarray:
 
 
 def motion_amplitude(signals: np.ndarray, fps: float) -> dict[str, float]:
-    """Mouth std and 5-95% range, share of frames with shut eyes and blinks (shut-eye runs) per minute, from R's
-    [frames, 2] mouth/blink readings."""
-    mouth, shut = signals[:, 0], signals[:, 1] > BLINK_SHUT
-    blinks = int(shut[0]) + int(np.count_nonzero(shut[1:] & ~shut[:-1]))
+    """Mouth std and 5-95% range, share of frames with shut eyes and blinks per minute, from R's [frames, 2]
+    mouth/blink readings. A blink is a rise above BLINK_SHUT after the eyes were open (below BLINK_OPEN): eyes
+    that hover half-shut around the threshold are not blinking."""
+    mouth, blink = signals[:, 0], signals[:, 1]
+    shut = blink > BLINK_SHUT
+    blinks, is_open = 0, False  # a blink needs the eyes seen open first
+    for value in blink:
+        if is_open and value > BLINK_SHUT:
+            blinks, is_open = blinks + 1, False
+        elif value < BLINK_OPEN:
+            is_open = True
     low, high = np.percentile(mouth, [5, 95])
     return {"mouth_std": round(float(mouth.std()), 4), "mouth_range_5_95": round(float(high - low), 4),
             "shut_eyes_share": round(float(shut.mean()), 4),
