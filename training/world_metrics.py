@@ -40,8 +40,10 @@ from .face_world import (STATE_FIELDS, render_dataset, IdentityParams, StatePara
                          talking_trajectory)
 
 MOTION_FIELDS = ("mouth_open", "blink")
-BLINK_SHUT = 0.5  # R's blink reading above which the eyes count as (mostly) shut
-BLINK_OPEN = 0.25  # ... and below which they count as open again: a blink goes from open to shut
+# R's blink reading above which the eyes count as mostly shut, and below which they count as open again: a
+# blink goes from open to shut. On the training video R's readings peak at 0.63-1.12 in true blinks.
+BLINK_SHUT = 0.6
+BLINK_OPEN = 0.25
 # Colour entries of the identity reading: what a viewer notices first when an identity drifts.
 COLOUR_FIELDS = tuple(name for name in identity_fields() if name[-2:] in ("_r", "_g", "_b"))
 EXPRESSIVE = StateParams(mouth_open=0.7, blink=1.0, smile=0.8)
@@ -117,7 +119,7 @@ def generator_report(backend: Backend, bundle: Bundle, reader: AttributeReader, 
     generated = _readings(reader, render(backend, np.repeat(w[:, None], bundle.n_styles, axis=1)))
     size = bundle.encoder_input_size
     rendered = [_readings(reader, render_dataset(samples, size, seed=seed + k).images) for k in (1, 2)]
-    thresholds = {"mouth_open": 0.3, "blink": 0.5}  # "mouth visibly open", "eyes mostly shut"
+    thresholds = {"mouth_open": 0.3, "blink": 0.5}  # "mouth visibly open", "eyes at least half shut"
 
     def shares(readings: np.ndarray) -> dict[str, float]:
         values = readings * reader.std.numpy() + reader.mean.numpy()
