@@ -78,6 +78,6 @@ class TemporalCritic(nn.Module):
         if t != self.config.window:
             raise ValueError(f"the critic scores windows of {self.config.window} frames, got {t}")
         x = (wplus - self.input_mean) / self.input_scale
-        features = self.E(x.reshape(b, t, -1))              # B x t x 32
+        features = self.E(x.reshape(b, t, -1))                  # B x t x 32
         out = self.temporal(features.transpose(1, 2))           # B x C x t'
         return self.head(out.flatten(1)).squeeze(1)

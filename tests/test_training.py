@@ -172,3 +172,12 @@ def test_generator_learns_the_size_of_small_motion_around_a_distant_mean(tmp_pat
     for _ in range(200):
         trainer.train_iteration()
     assert before > 1.3 and 0.4 < motion_ratio() < 1.3, (before, motion_ratio())
+
+
+def test_resuming_a_run_from_before_the_critic_standardisation_is_one_line(tmp_path, sequence):
+    start_run(sequence, tmp_path / "old", TrainConfig(epochs=1, **SMALL)).save_checkpoint()
+    state = torch.load(tmp_path / "old" / CHECKPOINT, weights_only=True)
+    del state["C"]["input_mean"], state["C"]["input_scale"]
+    torch.save(state, tmp_path / "old" / CHECKPOINT)
+    with pytest.raises(RunError, match="before the critic standardised its input"):
+        start_run(sequence, tmp_path / "old", TrainConfig(epochs=1, **SMALL), resume=True)

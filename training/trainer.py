@@ -122,7 +122,7 @@ class Trainer:
         with torch.no_grad():  # centre G's output on the actor's mean code, so the critic sees motion, not offset
             self.G.T[-1].bias.zero_()
             self.G.A.bias.copy_(torch.from_numpy(data.wplus.mean(0)))
-            self.C.set_input_statistics(torch.from_numpy(data.wplus))
+        self.C.set_input_statistics(torch.from_numpy(data.wplus))  # see TemporalCritic: C must see the motion
         self.G.to(self.device)
         self.C.to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
@@ -292,6 +292,9 @@ def start_run(data: WPlusSequence, run_dir: Path, config: TrainConfig, device: s
         state = safe_torch_load(checkpoint, map_location=device)
         if state.get("format") != RUN_FORMAT:
             raise RunError(f"{checkpoint} is not an svgan run checkpoint")
+        if "input_mean" not in state.get("C", {}):
+            raise RunError(f"{checkpoint} was written before the critic standardised its input and cannot be "
+                           "resumed; start a new run")
         stored = TrainConfig.from_dict(state["config"])
         stored.epochs = config.epochs  # the one setting a resumed run may change: how long to go on
         trainer = Trainer(data, run_dir, stored, device)
