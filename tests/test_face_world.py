@@ -15,6 +15,7 @@ from svgan.training.face_world import (
     StateParams,
     random_identity,
     random_state,
+    render_dataset,
     render_face,
     render_video,
     talking_trajectory,
@@ -47,6 +48,15 @@ def test_shape_dtype_and_determinism(size):
     assert a.shape == (size, size, 3) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
     assert np.abs(a.astype(int) - c).mean() > 5
+
+
+def test_dataset_is_the_same_whatever_the_number_of_render_processes():
+    serial = render_dataset(40, 32, seed=11)
+    parallel = render_dataset(40, 32, seed=11, workers=3)
+    for a, b in zip((serial.images, serial.states, serial.identities),
+                    (parallel.images, parallel.states, parallel.identities)):
+        np.testing.assert_array_equal(a, b)
+    assert len({img.tobytes() for img in serial.images}) == 40  # each face a fresh identity in a fresh state
 
 
 def test_antialiased_edges():

@@ -44,8 +44,9 @@ def test_discriminator_scores_each_image_and_sees_batch_variety():
     assert not torch.allclose(alone[:2], together[:2])
 
 
-def test_stylegan2_run_resumes_bit_for_bit(tmp_path):
-    config = StyleGAN2TrainConfig(**TINY_GAN)
+@pytest.mark.parametrize("eye_weight", [0.0, 1.0])
+def test_stylegan2_run_resumes_bit_for_bit(tmp_path, eye_weight):
+    config = StyleGAN2TrainConfig(**TINY_GAN, eye_weight=eye_weight)
     straight = start_stylegan2_run(tmp_path / "straight", config)
     assert straight.run(4) == "done"
     chunked = start_stylegan2_run(tmp_path / "chunked", config)
@@ -53,7 +54,9 @@ def test_stylegan2_run_resumes_bit_for_bit(tmp_path):
     resumed = start_stylegan2_run(tmp_path / "chunked", config, resume=True)
     assert resumed.iteration == 2
     resumed.run(4)
-    for name in ("G", "D", "G_ema"):
+    names = ("G", "D", "G_ema") + (("D_eye",) if eye_weight else ())
+    assert (resumed.D_eye is not None) == bool(eye_weight)
+    for name in names:
         a, b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), name
     rows = (tmp_path / "chunked" / "metrics.csv").read_text().splitlines()
@@ -79,6 +82,58 @@ def test_gan_training_makes_d_separate_real_from_fake(tmp_path):
         size=16, style_dim=32, n_mlp=2, channels=(32, 16, 8), batch_size=8, dataset_size=64, checkpoint_every=100))
     stats = [trainer.train_iteration() for _ in range(30)]
     assert np.mean([s.real_score - s.fake_score for s in stats[-10:]]) > 0
+
+
+def test_eye_crop_sees_the_eye_box_and_only_it():
+    from svgan.training.face_world import FEATURE_BOXES
+    from svgan.training.stylegan2_trainer import eye_crop
+
+    images = torch.zeros(2, 3, 64, 64)
+    top, bottom, left, right = (round(v * 64) for v in FEATURE_BOXES[0])
+    assert eye_crop(images).shape == (2, 3, 32, 32)
+    outside, inside = images.clone(), images.clone()
+    outside[..., bottom:, :] = 1.0  # mouth and chin
+    inside[..., (top + bottom) // 2, left:right] = 1.0  # a line where shut eyes are drawn
+    assert torch.equal(eye_crop(outside), eye_crop(images))
+    assert eye_crop(inside).abs().sum() > 0
+
+
+def test_eye_discriminator_learns_real_eye_crops_from_fake_ones(tmp_path):
+    """D_eye is trained like D (a sign error would push its scores apart the wrong way) and G's loss includes it."""
+    config = StyleGAN2TrainConfig(size=16, style_dim=32, n_mlp=2, channels=(32, 16, 8), batch_size=8,
+                                  dataset_size=64, checkpoint_every=100, eye_weight=1.0)
+    trainer = start_stylegan2_run(tmp_path / "run", config)
+    stats = [trainer.train_iteration() for _ in range(30)]
+    assert all(np.isfinite(s.loss_d_eye) for s in stats)
+    assert np.mean([s.loss_d_eye for s in stats[-10:]]) < np.log(4)  # below chance: D_eye tells them apart
+    from svgan.training.stylegan2_trainer import eye_crop
+
+    with torch.no_grad():
+        real = eye_crop(trainer._real_batch())
+        fake = eye_crop(trainer._fake(8))
+        assert trainer.D_eye(real).mean() > trainer.D_eye(fake).mean()
+
+
+def test_world_cli_shares_one_dataset_between_runs_and_refuses_bad_ones(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli_world.main, ["dataset", str(tmp_path / "faces.npz"), "--faces", "12", "--size", "16",
+                                            "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    tiny = ["--batch-size", "4", "--iterations", "1", "--checkpoint-every", "1"]
+    result = runner.invoke(cli_world.main, ["train-stylegan", str(tmp_path / "run64"), "--dataset",
+                                            str(tmp_path / "faces.npz"), *tiny])
+    assert result.exit_code == 1 and "16x16 faces" in result.output and "64x64" in result.output
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    result = runner.invoke(cli_world.main, ["train-stylegan", str(tmp_path / "run2"), "--dataset",
+                                            str(tmp_path / "broken.npz"), *tiny])
+    assert result.exit_code == 1 and "not a face dataset" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(cli_world.main, ["train-stylegan", str(tmp_path / "run3"), "--device", "tpu", *tiny])
+    assert result.exit_code == 1 and "--device" in result.output
+    # A 16x16 model on the 12 shared faces: the run records how many it trained on.
+    data = cli_world.load_dataset(tmp_path / "faces.npz")
+    trainer = start_stylegan2_run(tmp_path / "run16", StyleGAN2TrainConfig(**TINY_GAN), dataset=tmp_path / "faces.npz")
+    assert trainer.config.dataset_size == 12 and torch.equal(trainer.real.cpu(), torch.from_numpy(data.images))
 
 
 def test_reduced_psp_encoder_round_trips_through_the_official_layout(tmp_path):

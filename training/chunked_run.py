@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from svgan.models import safe_torch_load
 
 from .trainer import MetricsLog, RunError
@@ -35,6 +37,20 @@ def run_state(run_dir: Path, run_format: str, resume: bool, what: str) -> dict[s
     if not isinstance(state, dict) or state.get("format") != run_format:
         raise RunError(f"{checkpoint} is not an svgan {what} run checkpoint")
     return state
+
+
+def random_state(device: torch.device) -> dict[str, torch.Tensor]:
+    """torch's CPU stream and, on a GPU, the device's: what a run saves to resume bit for bit."""
+    state = {"rng": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_random_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["rng"])
+    if device.type == "cuda" and "cuda_rng" in state:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
 
 
 class ChunkedRun:

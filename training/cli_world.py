@@ -23,14 +23,14 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from svgan.errors import StopFlag, fail, one_line_errors
+from svgan.errors import StopFlag, UserError, fail, one_line_errors
 
 from .attribute_reader import ReaderConfig, load_reader, save_reader, train_reader, validate_reader
 from .chunked_run import ChunkedRun
 from .face_world import (StateParams, random_identity, render_dataset, render_face, render_video,
                          talking_trajectory)
 from .psp_trainer import PSPTrainConfig, start_psp_run
-from .stylegan2_trainer import StyleGAN2TrainConfig, load_dataset, start_stylegan2_run
+from .stylegan2_trainer import StyleGAN2TrainConfig, load_dataset, save_dataset, start_stylegan2_run
 from .trainer import TrainingDiverged
 
 GAN_DEFAULTS = StyleGAN2TrainConfig()
@@ -49,6 +49,25 @@ def _stop_flag(tool: str) -> StopFlag:
                                               "(Ctrl-C again to abort)", file=sys.stderr))
     signal.signal(signal.SIGINT, stop.handle)
     return stop
+
+
+def _torch_setup(threads: int | None, device: str = "cpu") -> str:
+    """Thread count and device for a training command; an unusable device is a one-line error."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as e:
+        raise UserError(f"--device {device!r}: {e}") from None
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device}: this torch sees no CUDA GPU")
+        torch.backends.cudnn.benchmark = True  # fixed shapes every step: let cuDNN pick its fastest kernels
+    elif kind != "cpu":
+        raise UserError(f"--device {device}: only cpu and cuda are supported")
+    return device
 
 
 def _write_summary(json_out: Path | None, summary: dict) -> None:
@@ -92,30 +111,37 @@ def _train_chunks(tool: str, trainer: ChunkedRun, iterations: int, minutes: floa
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR bit for bit.")
 @click.option("--batch-size", default=GAN_DEFAULTS.batch_size, help="Images per D and G step.")
 @click.option("--dataset-size", default=GAN_DEFAULTS.dataset_size, help="Faces rendered once into the run.")
+@click.option("--dataset", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Train on these faces (from `svgan-world dataset`) instead of rendering --dataset-size.")
+@click.option("--eye-weight", default=GAN_DEFAULTS.eye_weight,
+              help="Weight of a second discriminator that sees only the eye box (0 = none).")
 @click.option("--r1-gamma", default=GAN_DEFAULTS.r1_gamma, help="Weight of the R1 penalty on real images.")
 @click.option("--lr", default=GAN_DEFAULTS.lr, help="Adam learning rate (D's is corrected for lazy R1).")
 @click.option("--checkpoint-every", default=GAN_DEFAULTS.checkpoint_every, help="Iterations between checkpoints.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+@click.option("--workers", default=1, help="Processes that render the dataset.")
+@click.option("--device", default="cpu", help="Where to train: cpu, cuda or cuda:N.")
 @click.option("--seed", default=GAN_DEFAULTS.seed, help="Seeds the dataset, initialisation and noise.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-world train-stylegan")
 def train_stylegan(run_dir: Path, iterations: int, minutes: float | None, resume: bool, batch_size: int,
-                   dataset_size: int, r1_gamma: float, lr: float, checkpoint_every: int, threads: int | None,
-                   seed: int, json_out: Path | None) -> None:
+                   dataset_size: int, dataset: Path | None, eye_weight: float, r1_gamma: float, lr: float,
+                   checkpoint_every: int, threads: int | None, workers: int, device: str, seed: int,
+                   json_out: Path | None) -> None:
     """Train the demo world's 64x64 StyleGAN2 (non-saturating loss + lazy R1, EMA) in RUN_DIR.
 
     Writes checkpoint.pt, metrics.csv, samples.png and stylegan2.pt (the EMA generator in rosinality's
-    format) at every checkpoint.
+    format) at every checkpoint. A run resumes on the device it was trained on; on another device it
+    continues, but not bit for bit.
     """
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
+    device = _torch_setup(threads, device)
     config = StyleGAN2TrainConfig(batch_size=batch_size, dataset_size=dataset_size, r1_gamma=r1_gamma, lr=lr,
-                                  checkpoint_every=checkpoint_every, seed=seed)
-    with tqdm(total=dataset_size, desc="render faces", unit="img", file=sys.stderr, disable=resume) as bar:
-        trainer = start_stylegan2_run(run_dir, config, resume=resume, progress=lambda done: bar.update(1))
+                                  checkpoint_every=checkpoint_every, seed=seed, eye_weight=eye_weight)
+    quiet = resume or dataset is not None
+    with tqdm(total=dataset_size, desc="render faces", unit="img", file=sys.stderr, disable=quiet) as bar:
+        trainer = start_stylegan2_run(run_dir, config, resume=resume, progress=lambda done: bar.update(1),
+                                      device=device, dataset=dataset, workers=workers)
     _train_chunks("svgan-world train-stylegan", trainer, iterations, minutes, json_out, lambda stats: dict(
         kimg=f"{stats.kimg:.1f}", D=f"{stats.loss_d:.3f}", G=f"{stats.loss_g:.3f}"))
 
@@ -131,29 +157,46 @@ def train_stylegan(run_dir: Path, iterations: int, minutes: float | None, resume
 @click.option("--lr", default=PSP_DEFAULTS.lr, help="Adam learning rate of the encoder.")
 @click.option("--feature-weight", default=PSP_DEFAULTS.feature_weight,
               help="Pixel-loss weight inside the eye and mouth boxes of the aligned crop (1 = plain L2).")
+@click.option("--dataset-size", default=PSP_DEFAULTS.dataset_size, help="Rendered faces the encoder learns from.")
 @click.option("--checkpoint-every", default=PSP_DEFAULTS.checkpoint_every, help="Iterations between checkpoints.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+@click.option("--workers", default=1, help="Processes that render the faces.")
+@click.option("--device", default="cpu", help="Where to train: cpu, cuda or cuda:N.")
 @click.option("--seed", default=PSP_DEFAULTS.seed, help="Seeds the rendered faces, initialisation and batches.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-world train-psp")
 def train_psp(run_dir: Path, stylegan_path: Path, iterations: int, minutes: float | None, resume: bool,
-              batch_size: int, lr: float, feature_weight: float, checkpoint_every: int, threads: int | None,
-              seed: int, json_out: Path | None) -> None:
+              batch_size: int, lr: float, feature_weight: float, dataset_size: int, checkpoint_every: int,
+              threads: int | None, workers: int, device: str, seed: int, json_out: Path | None) -> None:
     """Train a small pSp encoder for the world's StyleGAN2 in RUN_DIR (latent + pixel losses).
 
     Writes checkpoint.pt, metrics.csv, reconstructions.png and psp.pt (official pSp layout) at every checkpoint.
     """
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
-    config = PSPTrainConfig(batch_size=batch_size, lr=lr, feature_weight=feature_weight,
+    device = _torch_setup(threads, device)
+    config = PSPTrainConfig(batch_size=batch_size, lr=lr, feature_weight=feature_weight, dataset_size=dataset_size,
                             checkpoint_every=checkpoint_every, seed=seed)
     with tqdm(total=config.dataset_size, desc="render faces", unit="img", file=sys.stderr) as bar:
-        trainer = start_psp_run(run_dir, stylegan_path, config, resume=resume, progress=lambda done: bar.update(1))
+        trainer = start_psp_run(run_dir, stylegan_path, config, resume=resume, progress=lambda done: bar.update(1),
+                                device=device, workers=workers)
     _train_chunks("svgan-world train-psp", trainer, iterations, minutes, json_out, lambda stats: dict(
         loss=f"{stats.loss:.4f}", latent=f"{stats.latent:.4f}", pix=f"{stats.pixel_rendered:.4f}"))
+
+
+@main.command("dataset", context_settings=SETTINGS)
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--faces", default=GAN_DEFAULTS.dataset_size, help="How many faces (random identity x random state).")
+@click.option("--size", default=GAN_DEFAULTS.size, help="Face side in pixels.")
+@click.option("--seed", default=GAN_DEFAULTS.seed, help="Seeds identities and states.")
+@click.option("--workers", default=1, help="Processes that render.")
+@one_line_errors("svgan-world dataset")
+def dataset_command(out: Path, faces: int, size: int, seed: int, workers: int) -> None:
+    """Render a training set of faces with their parameters to OUT (.npz), for train-stylegan --dataset and
+    train-reader --dataset; the same seed gives the same faces whatever --workers."""
+    with tqdm(total=faces, desc="render faces", unit="img", file=sys.stderr) as bar:
+        data = render_dataset(faces, size, seed, lambda done: bar.update(1), workers)
+    save_dataset(out, data)
+    click.echo(f"wrote {out}: {faces} faces of {size}x{size}", err=True)
 
 
 @main.command("video", context_settings=SETTINGS)
@@ -198,10 +241,7 @@ def identity(out: Path, seed: int, size: int) -> None:
 def train_reader_command(out: Path, dataset: Path | None, size_n: int, epochs: int, validate: int,
                          threads: int | None, json_out: Path | None) -> None:
     """Train the attribute reader R (face -> state and identity parameters) that the measurements use."""
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
+    _torch_setup(threads)
     config = ReaderConfig(epochs=epochs)
     data = load_dataset(dataset) if dataset else render_dataset(size_n, config.size, seed=config.seed)
     steps = epochs * -(-len(data.images) // config.batch_size)

@@ -35,7 +35,7 @@ from torch.nn import functional as F
 
 from svgan.models import PSP, Generator, PSPEncoderConfig, atomic_torch_save, load_stylegan2, save_psp
 
-from .chunked_run import CHECKPOINT, ChunkedRun, run_state
+from .chunked_run import CHECKPOINT, ChunkedRun, random_state, run_state, set_random_state
 from .face_world import FaceDataset, feature_weights, render_dataset
 from .stylegan2_trainer import image_grid, to_images, to_uint8
 from .trainer import RunError, TrainingDiverged
@@ -94,28 +94,29 @@ class PSPTrainer(ChunkedRun):
     stats_type = PSPStats
 
     def __init__(self, decoder: Generator, data: FaceDataset, run_dir: Path, config: PSPTrainConfig,
-                 stylegan_path: Path):
+                 stylegan_path: Path, device: str | torch.device = "cpu"):
         self.config = config
         self.run_dir = Path(run_dir)
         self.checkpoint_every = config.checkpoint_every
         self.stylegan_path = stylegan_path
-        self.rendered = data.images
+        self.device = torch.device(device)
+        self.rendered = torch.from_numpy(data.images).to(self.device)
         torch.manual_seed(config.seed)
-        self.psp = build_psp(decoder, config)
+        self.psp = build_psp(decoder, config).to(self.device)
         self.opt = torch.optim.Adam(self.psp.encoder.parameters(), lr=config.lr)
         weights = torch.from_numpy(feature_weights(self.psp.resolution, config.feature_weight))
-        self.pixel_weights = weights / weights.mean()  # keeps lambda_pixel's scale whatever the weight
+        self.pixel_weights = (weights / weights.mean()).to(self.device)  # keeps lambda_pixel's scale
         self.iteration = 0
 
     def state_dict(self) -> dict[str, Any]:
         return {"format": RUN_FORMAT, "config": asdict(self.config), "stylegan": str(self.stylegan_path),
                 "encoder": self.psp.encoder.state_dict(), "opt": self.opt.state_dict(),
-                "rng": torch.get_rng_state(), "iteration": self.iteration}
+                "iteration": self.iteration, **random_state(self.device)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.psp.encoder.load_state_dict(state["encoder"])
         self.opt.load_state_dict(state["opt"])
-        torch.set_rng_state(state["rng"])
+        set_random_state(state, self.device)
         self.iteration = int(state["iteration"])
 
     def save_checkpoint(self) -> None:
@@ -128,7 +129,7 @@ class PSPTrainer(ChunkedRun):
         """Rendered faces (seeded, never the training ones' order) over their reconstructions, two row pairs."""
         self.psp.eval()
         faces = render_dataset(2 * n, self.psp.resolution, seed=self.config.seed + 1000).images
-        recon = to_uint8(self.psp(to_images(faces), randomize_noise=False))
+        recon = to_uint8(self.psp(to_images(faces).to(self.device), randomize_noise=False))
         rows = np.concatenate([faces[:n], recon[:n], faces[n:], recon[n:]])
         Image.fromarray(image_grid(rows, n)).save(self.run_dir / RECONSTRUCTIONS)
 
@@ -136,10 +137,12 @@ class PSPTrainer(ChunkedRun):
         """(images, W+) from the frozen generator; half the codes mix two w at a random style."""
         decoder = self.psp.decoder
         with torch.no_grad():
-            w = decoder.mapping(torch.randn(2 * batch, decoder.config.style_dim)).view(2, batch, 1, -1)
+            z = torch.randn(2 * batch, decoder.config.style_dim, device=self.device)
+            w = decoder.mapping(z).view(2, batch, 1, -1)
             wplus = w[0].repeat(1, decoder.n_styles, 1)
-            cut = torch.randint(1, decoder.n_styles, (batch,))
-            mixed = (torch.rand(batch) < self.config.mixing)[:, None] & (torch.arange(decoder.n_styles) >= cut[:, None])
+            cut = torch.randint(1, decoder.n_styles, (batch,), device=self.device)
+            mixed = ((torch.rand(batch, device=self.device) < self.config.mixing)[:, None]
+                     & (torch.arange(decoder.n_styles, device=self.device) >= cut[:, None]))
             wplus = torch.where(mixed[..., None], w[1], wplus)
             return decoder.synthesize(wplus), wplus
 
@@ -153,7 +156,8 @@ class PSPTrainer(ChunkedRun):
         psp.encoder.train()
         half = c.batch_size // 2
         generated, target = self._generated_batch(half)
-        rendered = to_images(self.rendered[torch.randint(len(self.rendered), (c.batch_size - half,)).numpy()])
+        index = torch.randint(len(self.rendered), (c.batch_size - half,), device=self.device)
+        rendered = to_images(self.rendered[index])
         codes = psp.encode(torch.cat([generated, rendered]))
         recon = psp.decoder.synthesize(codes)
         latent = F.mse_loss(codes[:half], target)
@@ -173,19 +177,19 @@ class PSPTrainer(ChunkedRun):
 
 
 def start_psp_run(run_dir: Path, stylegan_path: Path, config: PSPTrainConfig, resume: bool = False,
-                  progress=lambda done: None) -> PSPTrainer:
+                  progress=lambda done: None, device: str | torch.device = "cpu", workers: int = 1) -> PSPTrainer:
     """A new encoder run for the StyleGAN2 at `stylegan_path`, or the run stored in `run_dir` when `resume`."""
     run_dir = Path(run_dir)
     state = run_state(run_dir, RUN_FORMAT, resume, "pSp")
     if state is not None:
         config = PSPTrainConfig.from_dict(state["config"])
     decoder = load_stylegan2(stylegan_path)
-    data = render_dataset(config.dataset_size, decoder.resolution, config.seed + 500, progress)
+    data = render_dataset(config.dataset_size, decoder.resolution, config.seed + 500, progress, workers)
     if state is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(
             {"train": asdict(config), "stylegan": str(Path(stylegan_path).resolve())}, indent=2))
-    trainer = PSPTrainer(decoder, data, run_dir, config, Path(stylegan_path))
+    trainer = PSPTrainer(decoder, data, run_dir, config, Path(stylegan_path), device)
     if state is not None:
         trainer.load_state_dict(state)
     return trainer
