@@ -115,6 +115,8 @@ def _train_chunks(tool: str, trainer: ChunkedRun, iterations: int, minutes: floa
               help="Train on these faces (from `svgan-world dataset`) instead of rendering --dataset-size.")
 @click.option("--eye-weight", default=GAN_DEFAULTS.eye_weight,
               help="Weight of a second discriminator that sees only the eye box (0 = none).")
+@click.option("--init", "init", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Start G from this stylegan2.pt (e.g. one trained elsewhere); D starts fresh.")
 @click.option("--r1-gamma", default=GAN_DEFAULTS.r1_gamma, help="Weight of the R1 penalty on real images.")
 @click.option("--lr", default=GAN_DEFAULTS.lr, help="Adam learning rate (D's is corrected for lazy R1).")
 @click.option("--checkpoint-every", default=GAN_DEFAULTS.checkpoint_every, help="Iterations between checkpoints.")
@@ -126,7 +128,8 @@ def _train_chunks(tool: str, trainer: ChunkedRun, iterations: int, minutes: floa
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-world train-stylegan")
 def train_stylegan(run_dir: Path, iterations: int, minutes: float | None, resume: bool, batch_size: int,
-                   dataset_size: int, dataset: Path | None, eye_weight: float, r1_gamma: float, lr: float,
+                   dataset_size: int, dataset: Path | None, eye_weight: float, init: Path | None, r1_gamma: float,
+                   lr: float,
                    checkpoint_every: int, threads: int | None, workers: int, device: str, seed: int,
                    json_out: Path | None) -> None:
     """Train the demo world's 64x64 StyleGAN2 (non-saturating loss + lazy R1, EMA) in RUN_DIR.
@@ -137,7 +140,8 @@ def train_stylegan(run_dir: Path, iterations: int, minutes: float | None, resume
     """
     device = _torch_setup(threads, device)
     config = StyleGAN2TrainConfig(batch_size=batch_size, dataset_size=dataset_size, r1_gamma=r1_gamma, lr=lr,
-                                  checkpoint_every=checkpoint_every, seed=seed, eye_weight=eye_weight)
+                                  checkpoint_every=checkpoint_every, seed=seed, eye_weight=eye_weight,
+                                  init=None if init is None else str(init))
     quiet = resume or dataset is not None
     with tqdm(total=dataset_size, desc="render faces", unit="img", file=sys.stderr, disable=quiet) as bar:
         trainer = start_stylegan2_run(run_dir, config, resume=resume, progress=lambda done: bar.update(1),
@@ -158,6 +162,8 @@ def train_stylegan(run_dir: Path, iterations: int, minutes: float | None, resume
 @click.option("--feature-weight", default=PSP_DEFAULTS.feature_weight,
               help="Pixel-loss weight inside the eye and mouth boxes of the aligned crop (1 = plain L2).")
 @click.option("--dataset-size", default=PSP_DEFAULTS.dataset_size, help="Rendered faces the encoder learns from.")
+@click.option("--init", "init", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Start the encoder from this psp.pt (fine-tuning it for a newer --stylegan).")
 @click.option("--checkpoint-every", default=PSP_DEFAULTS.checkpoint_every, help="Iterations between checkpoints.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
 @click.option("--workers", default=1, help="Processes that render the faces.")
@@ -167,7 +173,8 @@ def train_stylegan(run_dir: Path, iterations: int, minutes: float | None, resume
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-world train-psp")
 def train_psp(run_dir: Path, stylegan_path: Path, iterations: int, minutes: float | None, resume: bool,
-              batch_size: int, lr: float, feature_weight: float, dataset_size: int, checkpoint_every: int,
+              batch_size: int, lr: float, feature_weight: float, dataset_size: int, init: Path | None,
+              checkpoint_every: int,
               threads: int | None, workers: int, device: str, seed: int, json_out: Path | None) -> None:
     """Train a small pSp encoder for the world's StyleGAN2 in RUN_DIR (latent + pixel losses).
 
@@ -175,7 +182,7 @@ def train_psp(run_dir: Path, stylegan_path: Path, iterations: int, minutes: floa
     """
     device = _torch_setup(threads, device)
     config = PSPTrainConfig(batch_size=batch_size, lr=lr, feature_weight=feature_weight, dataset_size=dataset_size,
-                            checkpoint_every=checkpoint_every, seed=seed)
+                            checkpoint_every=checkpoint_every, seed=seed, init=None if init is None else str(init))
     with tqdm(total=config.dataset_size, desc="render faces", unit="img", file=sys.stderr) as bar:
         trainer = start_psp_run(run_dir, stylegan_path, config, resume=resume, progress=lambda done: bar.update(1),
                                 device=device, workers=workers)

@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from svgan.models import PSP, Generator, PSPEncoderConfig, atomic_torch_save, load_stylegan2, save_psp
+from svgan.models import PSP, Generator, PSPEncoderConfig, atomic_torch_save, load_psp, load_stylegan2, save_psp
 
 from .chunked_run import CHECKPOINT, ChunkedRun, random_state, run_state, set_random_state
 from .face_world import FaceDataset, feature_weights, render_dataset
@@ -60,6 +60,7 @@ class PSPTrainConfig:
     dataset_size: int = 10_000
     checkpoint_every: int = 250
     seed: int = 0
+    init: str | None = None  # a psp.pt whose encoder this run starts from (fine-tuning for a newer decoder)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "PSPTrainConfig":
@@ -90,6 +91,16 @@ def build_psp(decoder: Generator, config: PSPTrainConfig) -> PSP:
     return psp
 
 
+def _initial_encoder(path: Path, shape: PSPEncoderConfig) -> dict[str, torch.Tensor]:
+    """The encoder weights of the pSp in `path`, which must have the shape this run trains."""
+    encoder = load_psp(path).encoder
+    if encoder.config != shape:
+        raise RunError(f"--init {path}: its encoder ({encoder.config.input_size}x{encoder.config.input_size}, "
+                       f"stages {encoder.config.stages}, {encoder.config.style_dim}-d styles) is not the one this "
+                       "run trains")
+    return encoder.state_dict()
+
+
 class PSPTrainer(ChunkedRun):
     stats_type = PSPStats
 
@@ -103,6 +114,8 @@ class PSPTrainer(ChunkedRun):
         self.rendered = torch.from_numpy(data.images).to(self.device)
         torch.manual_seed(config.seed)
         self.psp = build_psp(decoder, config).to(self.device)
+        if config.init is not None:
+            self.psp.encoder.load_state_dict(_initial_encoder(Path(config.init), self.psp.encoder.config))
         self.opt = torch.optim.Adam(self.psp.encoder.parameters(), lr=config.lr)
         weights = torch.from_numpy(feature_weights(self.psp.resolution, config.feature_weight))
         self.pixel_weights = (weights / weights.mean()).to(self.device)  # keeps lambda_pixel's scale

@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from svgan.models import Generator, StyleGAN2Config, atomic_torch_save, save_stylegan2
+from svgan.models import Generator, StyleGAN2Config, atomic_torch_save, load_stylegan2, save_stylegan2
 from svgan.models.stylegan2_discriminator import Discriminator
 
 from .face_world import FEATURE_BOXES, FaceDataset, render_dataset
@@ -63,6 +63,7 @@ class StyleGAN2TrainConfig:
     ema_kimg: float = 5.0
     ema_rampup: float = 0.05
     eye_weight: float = 0.0  # weight of the eye-box discriminator D_eye in G's loss; 0 = no D_eye
+    init: str | None = None  # a stylegan2.pt whose generator G and G_ema start from (D starts fresh)
     dataset_size: int = 30_000
     checkpoint_every: int = 250
     seed: int = 0
@@ -170,6 +171,8 @@ class StyleGAN2Trainer(ChunkedRun):
         torch.manual_seed(config.seed)  # the run owns the global streams: noise inputs draw from them
         self.G = Generator(config.generator).use_modconv("export").to(self.device)
         self.G_ema = Generator(config.generator).use_modconv("export").eval().requires_grad_(False).to(self.device)
+        if config.init is not None:
+            self.G.load_state_dict(_initial_generator(Path(config.init), config.generator))
         self.G_ema.load_state_dict(self.G.state_dict())
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr, betas=config.betas)
         self.D = Discriminator(config.generator).to(self.device)
@@ -300,6 +303,15 @@ class StyleGAN2Trainer(ChunkedRun):
         self.iteration += 1
         return GANStats(self.iteration, self.iteration * self.config.batch_size / 1000, loss_d, loss_g, r1,
                         real_score, fake_score, loss_d_eye, time.perf_counter() - start)
+
+
+def _initial_generator(path: Path, shape: StyleGAN2Config) -> dict[str, torch.Tensor]:
+    """The weights of the generator in `path` (a stylegan2.pt), which must have the shape this run trains."""
+    generator = load_stylegan2(path)
+    if generator.config != shape:
+        raise RunError(f"--init {path} is a {generator.config.size}x{generator.config.size} generator of widths "
+                       f"{generator.config.channels}; this run trains {shape.size}x{shape.size}, {shape.channels}")
+    return generator.state_dict()
 
 
 def start_stylegan2_run(run_dir: Path, config: StyleGAN2TrainConfig, resume: bool = False,
