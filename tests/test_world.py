@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,39 @@ def test_world_cli_shares_one_dataset_between_runs_and_refuses_bad_ones(tmp_path
     data = cli_world.load_dataset(tmp_path / "faces.npz")
     trainer = start_stylegan2_run(tmp_path / "run16", StyleGAN2TrainConfig(**TINY_GAN), dataset=tmp_path / "faces.npz")
     assert trainer.config.dataset_size == 12 and torch.equal(trainer.real.cpu(), torch.from_numpy(data.images))
+
+
+def test_runs_start_from_checkpoints_trained_elsewhere_and_refuse_other_shapes(tmp_path):
+    """--init: G (and G_ema) start from a stylegan2.pt, the encoder from a psp.pt; D and the optimisers start fresh."""
+    from svgan.models import Generator, save_stylegan2
+
+    config = StyleGAN2TrainConfig(**TINY_GAN)
+    source = start_stylegan2_run(tmp_path / "source", config)
+    source.run(2)
+    init = tmp_path / "source" / "stylegan2.pt"
+    started = start_stylegan2_run(tmp_path / "fine", replace(config, init=str(init)))
+    expected = load_stylegan2(init).state_dict()
+    for model in (started.G, started.G_ema):
+        assert all(torch.equal(model.state_dict()[k], expected[k]) for k in expected)
+    fresh = start_stylegan2_run(tmp_path / "fresh", config)  # D starts as in a run without --init
+    assert all(torch.equal(fresh.D.state_dict()[k], started.D.state_dict()[k]) for k in fresh.D.state_dict())
+    wider = replace(config, channels=(32, 32, 8), init=str(init))
+    with pytest.raises(Exception, match="--init .* widths"):
+        start_stylegan2_run(tmp_path / "wider", wider)
+
+    g = Generator(StyleGAN2Config(size=64, style_dim=128, n_mlp=2, channels=WORLD_TEST_CHANNELS))
+    save_stylegan2(tmp_path / "g.pt", g, g.mapping(torch.randn(100, 128)).mean(0))
+    psp_config = PSPTrainConfig(stages=WORLD_TEST_STAGES, batch_size=4, dataset_size=4, checkpoint_every=100)
+    first = start_psp_run(tmp_path / "psp", tmp_path / "g.pt", psp_config)
+    first.run(2)
+    second = start_psp_run(tmp_path / "psp2", tmp_path / "g.pt", replace(psp_config, init=str(tmp_path / "psp" /
+                                                                                               "psp.pt")))
+    a, b = first.psp.encoder.state_dict(), second.psp.encoder.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    other = replace(psp_config, stages=((16, 16, 1), (16, 16, 1), (16, 16, 1), (16, 16, 1)),
+                    init=str(tmp_path / "psp" / "psp.pt"))
+    with pytest.raises(Exception, match="--init .* not the one this run trains"):
+        start_psp_run(tmp_path / "psp3", tmp_path / "g.pt", other)
 
 
 def test_reduced_psp_encoder_round_trips_through_the_official_layout(tmp_path):

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 from torch.nn import functional as F
 
 from svgan.models import PSP, Generator, PSPEncoderConfig, atomic_torch_save, load_psp, load_stylegan2, save_psp
@@ -91,9 +92,8 @@ def build_psp(decoder: Generator, config: PSPTrainConfig) -> PSP:
     return psp
 
 
-def _initial_encoder(path: Path, shape: PSPEncoderConfig) -> dict[str, torch.Tensor]:
-    """The encoder weights of the pSp in `path`, which must have the shape this run trains."""
-    encoder = load_psp(path).encoder
+def _initial_encoder(path: Path, encoder: nn.Module, shape: PSPEncoderConfig) -> dict[str, torch.Tensor]:
+    """The weights of `encoder` (read from `path`), which must have the shape this run trains."""
     if encoder.config != shape:
         raise RunError(f"--init {path}: its encoder ({encoder.config.input_size}x{encoder.config.input_size}, "
                        f"stages {encoder.config.stages}, {encoder.config.style_dim}-d styles) is not the one this "
@@ -112,10 +112,11 @@ class PSPTrainer(ChunkedRun):
         self.stylegan_path = stylegan_path
         self.device = torch.device(device)
         self.rendered = torch.from_numpy(data.images).to(self.device)
+        initial = None if config.init is None else load_psp(config.init).encoder  # before seeding, as without it
         torch.manual_seed(config.seed)
         self.psp = build_psp(decoder, config).to(self.device)
-        if config.init is not None:
-            self.psp.encoder.load_state_dict(_initial_encoder(Path(config.init), self.psp.encoder.config))
+        if initial is not None:
+            self.psp.encoder.load_state_dict(_initial_encoder(Path(config.init), initial, self.psp.encoder.config))
         self.opt = torch.optim.Adam(self.psp.encoder.parameters(), lr=config.lr)
         weights = torch.from_numpy(feature_weights(self.psp.resolution, config.feature_weight))
         self.pixel_weights = (weights / weights.mean()).to(self.device)  # keeps lambda_pixel's scale

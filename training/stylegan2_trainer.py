@@ -168,11 +168,13 @@ class StyleGAN2Trainer(ChunkedRun):
         self.checkpoint_every = config.checkpoint_every
         self.device = torch.device(device)
         self.real = torch.from_numpy(data.images).to(self.device)  # uint8: a 100k-face set is 1.2 GB
+        # Read before seeding, so that everything else starts as in a run without --init.
+        initial = None if config.init is None else _initial_generator(Path(config.init), config.generator)
         torch.manual_seed(config.seed)  # the run owns the global streams: noise inputs draw from them
         self.G = Generator(config.generator).use_modconv("export").to(self.device)
         self.G_ema = Generator(config.generator).use_modconv("export").eval().requires_grad_(False).to(self.device)
-        if config.init is not None:
-            self.G.load_state_dict(_initial_generator(Path(config.init), config.generator))
+        if initial is not None:
+            self.G.load_state_dict(initial)
         self.G_ema.load_state_dict(self.G.state_dict())
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr, betas=config.betas)
         self.D = Discriminator(config.generator).to(self.device)
