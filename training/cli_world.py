@@ -161,6 +161,8 @@ def train_stylegan(run_dir: Path, iterations: int, minutes: float | None, resume
 @click.option("--lr", default=PSP_DEFAULTS.lr, help="Adam learning rate of the encoder.")
 @click.option("--feature-weight", default=PSP_DEFAULTS.feature_weight,
               help="Pixel-loss weight inside the eye and mouth boxes of the aligned crop (1 = plain L2).")
+@click.option("--w-norm", default=PSP_DEFAULTS.lambda_w_norm,
+              help="Weight of pSp's w_norm pull of rendered faces' codes towards latent_avg.")
 @click.option("--dataset-size", default=PSP_DEFAULTS.dataset_size, help="Rendered faces the encoder learns from.")
 @click.option("--init", "init", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Start the encoder from this psp.pt (fine-tuning it for a newer --stylegan).")
@@ -173,16 +175,17 @@ def train_stylegan(run_dir: Path, iterations: int, minutes: float | None, resume
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-world train-psp")
 def train_psp(run_dir: Path, stylegan_path: Path, iterations: int, minutes: float | None, resume: bool,
-              batch_size: int, lr: float, feature_weight: float, dataset_size: int, init: Path | None,
-              checkpoint_every: int,
-              threads: int | None, workers: int, device: str, seed: int, json_out: Path | None) -> None:
+              batch_size: int, lr: float, feature_weight: float, w_norm: float, dataset_size: int, init: Path | None,
+              checkpoint_every: int, threads: int | None, workers: int, device: str, seed: int,
+              json_out: Path | None) -> None:
     """Train a small pSp encoder for the world's StyleGAN2 in RUN_DIR (latent + pixel losses).
 
     Writes checkpoint.pt, metrics.csv, reconstructions.png and psp.pt (official pSp layout) at every checkpoint.
     """
     device = _torch_setup(threads, device)
-    config = PSPTrainConfig(batch_size=batch_size, lr=lr, feature_weight=feature_weight, dataset_size=dataset_size,
-                            checkpoint_every=checkpoint_every, seed=seed, init=None if init is None else str(init))
+    config = PSPTrainConfig(batch_size=batch_size, lr=lr, feature_weight=feature_weight, lambda_w_norm=w_norm,
+                            dataset_size=dataset_size, checkpoint_every=checkpoint_every, seed=seed,
+                            init=None if init is None else str(init))
     with tqdm(total=config.dataset_size, desc="render faces", unit="img", file=sys.stderr) as bar:
         trainer = start_psp_run(run_dir, stylegan_path, config, resume=resume, progress=lambda done: bar.update(1),
                                 device=device, workers=workers)
