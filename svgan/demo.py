@@ -92,7 +92,7 @@ def _stream(bundle: Path, identity: Path, seconds: float, output: Path, *options
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=Path("out.mp4"),
               help="Where the video goes.")
-@click.option("--seconds", default=12.0, help="Length of the video.")
+@click.option("--seconds", default=20.0, help="Length of the video (20 s hold about four blinks).")
 @click.option("--abstract", is_flag=True,
               help="Run every stage from scratch on a 256x256 model with deterministic weights (textures, not faces).")
 @click.option("--rebuild", is_flag=True, help="With --abstract: rebuild its bundle even if it exists.")
