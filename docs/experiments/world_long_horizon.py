@@ -1,0 +1,57 @@
+"""Where G's long samples go in PCA space: per 250-frame block, the offset of their mean from the training
+codes' mean and their spread, both in units of the data's std per component.
+
+    python docs/experiments/world_long_horizon.py runs/world/temporal-d runs/world/temporal-d-nogap \
+        > docs/demo-world/long-horizon-d.json
+
+Samples 16 trajectories of 1,500 frames with `svgan-eval`'s sampler and seed (its long set), so the blocks
+are the frames behind `svgan-eval`'s long Fréchet distances.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from svgan.training.evaluate import EvalConfig, recorded_data_path, sample_pca_trajectories
+from svgan.training.pca import PCABasis
+from svgan.training.trainer import PCA_FILE, load_run_generator
+from svgan.training.wplus_data import load_wplus
+
+BLOCK = 250
+SHOWN = 8  # leading PCA components reported one by one
+
+
+def block_report(run: Path) -> dict:
+    config = EvalConfig()
+    generator, meta = load_run_generator(run, "cpu")
+    pca = PCABasis.load(run / PCA_FILE)
+    real = pca.project(load_wplus(recorded_data_path(run), window=config.metrics.window).wplus)
+    long = sample_pca_trajectories(generator, pca, config.long, config.long_frames, config.seed + 1)
+    mean, std = real.mean(0), real.std(0)
+    blocks = []
+    for start in range(0, config.long_frames, BLOCK):
+        frames = long[:, start:start + BLOCK].reshape(-1, long.shape[-1])
+        offset = (frames.mean(0) - mean) / std
+        spread = frames.std(0) / std
+        blocks.append({"frames": [start, start + BLOCK],
+                       "mean_offset": np.round(offset[:SHOWN].astype(float), 2).tolist(),
+                       "largest_offset": {"component": int(np.abs(offset).argmax()),
+                                          "value": round(float(offset[np.abs(offset).argmax()]), 2)},
+                       "spread": np.round(spread[:SHOWN].astype(float), 2).tolist(),
+                       "median_spread": round(float(np.median(spread)), 2)})
+    return {"run": str(run), "iteration": meta["iteration"], "samples": config.long, "blocks": blocks}
+
+
+def main(runs: list[str]) -> None:
+    torch.manual_seed(0)
+    json.dump([block_report(Path(run)) for run in runs], sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
