@@ -129,8 +129,7 @@ def _train_chunks(tool: str, trainer: ChunkedRun, iterations: int, minutes: floa
 @one_line_errors("svgan-world train-stylegan")
 def train_stylegan(run_dir: Path, iterations: int, minutes: float | None, resume: bool, batch_size: int,
                    dataset_size: int, dataset: Path | None, eye_weight: float, init: Path | None, r1_gamma: float,
-                   lr: float,
-                   checkpoint_every: int, threads: int | None, workers: int, device: str, seed: int,
+                   lr: float, checkpoint_every: int, threads: int | None, workers: int, device: str, seed: int,
                    json_out: Path | None) -> None:
     """Train the demo world's 64x64 StyleGAN2 (non-saturating loss + lazy R1, EMA) in RUN_DIR.
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import json
 import math
-import zipfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path

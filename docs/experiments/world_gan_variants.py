@@ -29,7 +29,7 @@ from svgan.training.attribute_reader import load_reader
 from svgan.training.face_world import (STATE_FIELDS, random_identity, render_dataset, render_face, state_from_row,
                                        talking_trajectory)
 from svgan.training.stylegan2_trainer import to_images, to_uint8
-from svgan.training.world_metrics import BLINK_SHUT, MOTION_FIELDS, correlation, motion_amplitude
+from svgan.training.world_metrics import BLINK_SHUT, MOTION_FIELDS, correlation, motion_amplitude, motion_signals
 
 FPS = 25.0
 VIDEO_SECONDS = 180.0  # `svgan-world video`'s default: the trajectory depends on its length
@@ -85,8 +85,7 @@ def main(variants: tuple[str, ...], reader_path: Path, samples: int, frames: int
         entry: dict = {"stylegan": stylegan, "generated": shares(reader, generator_samples(Path(stylegan), samples,
                                                                                             device))}
         if psp:
-            states, _ = reader.read(reconstructions(Path(psp), talking, device))
-            read = states[:, [STATE_FIELDS.index(field) for field in MOTION_FIELDS]]
+            read = motion_signals(reader, reconstructions(Path(psp), talking, device))
             entry.update(psp=psp, reconstruction_amplitude=motion_amplitude(read, FPS),
                          reconstruction_corr={field: correlation(read[:, k], true_motion[:, k])
                                               for k, field in enumerate(MOTION_FIELDS)})

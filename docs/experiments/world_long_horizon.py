@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from svgan.training.evaluate import EvalConfig, recorded_data_path, sample_pca_trajectories
 from svgan.training.pca import PCABasis
@@ -48,7 +47,6 @@ def block_report(run: Path) -> dict:
 
 
 def main(runs: list[str]) -> None:
-    torch.manual_seed(0)
     json.dump([block_report(Path(run)) for run in runs], sys.stdout, indent=1)
     print()
 
