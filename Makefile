@@ -25,15 +25,15 @@ test-fast: $(STAMP)  ## everything but the tests marked slow
 	$(PY) -m pytest -m "not slow"
 
 demo: $(STAMP)  ## stream the shipped demo world (a talking cartoon face, unseen actor) into out.mp4
-	$(PY) -m svgan.demo --output out.mp4
+	$(PY) -m svgan.world.demo --output out.mp4
 
-BENCH := $(PY) -m svgan.training.cli_bench
+BENCH := $(PY) -m svgan.bench.cli
 bench: $(STAMP)  ## speed figures -> docs/benchmarks/*.json and docs/benchmarks.md
 	$(BENCH) train --device cpu --json docs/benchmarks/train-cpu.json
-	test -f demo/bundle/manifest.json || $(PY) -m svgan.demo --abstract --seconds 1 --output demo/check.mp4
+	test -f demo/bundle/manifest.json || $(PY) -m svgan.world.demo --abstract --seconds 1 --output demo/check.mp4
 	for b in 1 8; do $(BENCH) stream --bundle demo/bundle --batch $$b --label "demo (config-f / 4)" \
 	    --json docs/benchmarks/stream-ort-cpu-256-demo-b$$b.json; done
-	$(PY) -c "from pathlib import Path; from svgan.training.bench_report import write_report; \
+	$(PY) -c "from pathlib import Path; from svgan.bench.report import write_report; \
 	    write_report(Path('docs/benchmarks'), Path('docs/benchmarks.md'))"
 
 clean:

@@ -7,9 +7,14 @@ killed outright leaves only that hidden directory behind. A non-empty target is 
 even then only an existing svgan bundle (or an empty directory) is replaced: the old bundle is renamed aside, the
 new one renamed in, the old one deleted.
 
-`manifest.json` (format "svgan-bundle", version 1) is the contract the runtime reads with numpy + onnxruntime:
+`manifest.json` (format "svgan-bundle", version 2) is the contract the runtime reads with numpy + onnxruntime:
 sizes, fps, opset, every file with its sha256, each graph's inputs/outputs (shape lists with "batch" for the
 dynamic dimension), dtypes and the parity figures measured at export.
+
+A bundle is self-contained: `weights.safetensors` carries the PyTorch weights the torch backend runs (G's EMA
+weights and the whole pSp, `svgan.models.torch_weights`; left out with `torch_weights=False`), and the
+manifest names the run and the pSp checkpoint it came from by file name and sha256 only, never by a path of
+the machine that exported it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from svgan.runtime.bundle import BUNDLE_FORMAT, MANIFEST, load_bundle, sha256_fi
 from svgan.runtime.bundle import FORMAT_VERSION as BUNDLE_FORMAT_VERSION
 PCA_FILE = "pca.npz"
 W_AVG_FILE = "w_avg.npy"
+TORCH_WEIGHTS_FILE = "weights.safetensors"
 DEFAULT_BATCH_SIZES = (1, 8, 16)
 DEFAULT_TRUNCATION_PSI = 0.7
 GRAPH_DTYPE = "float32"
@@ -146,9 +152,8 @@ def _versions() -> dict[str, str]:
 
 def _load_inputs(run_dir: Path, psp_path: Path, progress: Progress):
     """The run's EMA generator + metadata and the pSp, with the consistency checks of issue 4."""
-    from svgan.models import load_psp
-    from svgan.training.pca import PCABasis
-    from svgan.training.trainer import PCA_FILE as RUN_PCA, RunError, load_run_generator
+    from svgan.models import PCABasis, RunError, load_psp, load_run_generator
+    from svgan.models.run import PCA_FILE as RUN_PCA
 
     generator, meta = load_run_generator(Path(run_dir), device="cpu")
     pca_path = Path(run_dir) / RUN_PCA
@@ -176,9 +181,11 @@ def _load_inputs(run_dir: Path, psp_path: Path, progress: Progress):
 def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: str | os.PathLike, *,
                   fp16: bool = False, trt: bool = False, opset: int | None = None,
                   batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, truncation_psi: float = DEFAULT_TRUNCATION_PSI,
-                  force: bool = False, parity_batch: int | None = None,
+                  force: bool = False, parity_batch: int | None = None, torch_weights: bool = True,
                   progress: Progress = lambda message: None) -> dict[str, Any]:
     """Export run `run_dir` + pSp `psp_path` as a bundle at `out`; returns the manifest (also in `out/manifest.json`).
+
+    `torch_weights=False` leaves out `weights.safetensors` (the torch backend's weights): smaller, ONNX/TensorRT only.
 
     Raises `UserError` (one line) for bad input, a failed parity check or a missing TensorRT; nothing is left
     under `out` unless the whole bundle was written.
@@ -206,8 +213,9 @@ def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: 
         raise UserError(f"--truncation-psi must be in (0, 1], got {truncation_psi}")
 
     generator, meta, psp, pca_path = _load_inputs(run_dir, psp_path, progress)
-    progress(f"hashing {psp_path.name}")
+    progress(f"hashing {psp_path.name} and {run_dir.name}/checkpoint.pt")
     psp_sha = sha256_file(psp_path)
+    run_sha = sha256_file(run_dir / "checkpoint.pt")
     decoder = psp.decoder
     w_avg, w_avg_source = psp.latent_avg[0].detach().clone(), "pSp latent_avg, row 0"
     if not torch.any(w_avg != 0):  # a pSp trained without latent_avg: truncate toward the mapping's mean instead
@@ -276,6 +284,8 @@ def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: 
         files = {"pca": {"file": PCA_FILE, "sha256": sha256_file(stage.path / PCA_FILE)},
                  "w_avg": {"file": W_AVG_FILE, "sha256": sha256_file(stage.path / W_AVG_FILE),
                            "source": w_avg_source}}
+        if torch_weights:
+            files["torch_weights"] = _write_torch_weights(stage.path / TORCH_WEIGHTS_FILE, generator, psp, progress)
 
         if trt_module is not None:
             from .tensorrt_build import build_engine
@@ -298,9 +308,10 @@ def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: 
             "fps": float(meta["fps"]), "opset": opset, "truncation_psi": float(truncation_psi),
             "batch_sizes": list(batch_sizes),
             "graphs": graphs, "files": files, "engines": engines,
-            "source": {"run": str(run_dir.resolve()), "run_iteration": int(meta["iteration"]),
-                       "psp_checkpoint": psp_path.name, "psp_path": str(psp_path.resolve()),
-                       "psp_sha256": psp_sha},
+            # By name and sha256 only: a path of this machine means nothing where the bundle is used.
+            "source": {"run": run_dir.resolve().name, "run_checkpoint_sha256": run_sha,
+                       "run_iteration": int(meta["iteration"]),
+                       "psp_checkpoint": psp_path.name, "psp_sha256": psp_sha},
             "export": {"exporter": "torch.onnx.export(dynamo=True) + onnxscript constant folding",
                        "parity_provider": par.PROVIDER, "versions": _versions(),
                        "seconds": round(time.perf_counter() - start, 2)},
@@ -313,6 +324,18 @@ def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: 
         stage.commit()
     progress(f"wrote {out} in {time.perf_counter() - start:.1f} s")
     return manifest
+
+
+def _write_torch_weights(path: Path, generator, psp, progress: Progress) -> dict[str, Any]:
+    """weights.safetensors for the torch backend; its manifest entry."""
+    from svgan.models import save_torch_weights
+
+    save_torch_weights(path, generator, psp)
+    os.chmod(path, 0o666 & ~_umask())  # safetensors creates it 0600, unlike every other file of the bundle
+    size = path.stat().st_size
+    progress(f"torch weights: {path.name}, {size / 1e6:.1f} MB")
+    return {"file": path.name, "sha256": sha256_file(path), "bytes": size,
+            "holds": "G's EMA weights (generator.*) and pSp (psp.*: encoder, decoder, latent_avg) with their configs"}
 
 
 def _reference(spec, generator, decoder, psp, w_avg, refs, large: int):

@@ -30,7 +30,8 @@ def summary(manifest: dict, out: Path) -> dict:
             row["loop_max_abs_error"] = g["parity"]["loop"]["max_abs_error"]
         graphs[name] = row
     return {"bundle": str(out), "resolution": manifest["resolution"], "n_styles": manifest["n_styles"],
-            "seconds": manifest["export"]["seconds"], "graphs": graphs, "engines": sorted(manifest["engines"])}
+            "seconds": manifest["export"]["seconds"], "graphs": graphs, "engines": sorted(manifest["engines"]),
+            "torch_weights_bytes": (manifest["files"].get("torch_weights") or {}).get("bytes")}
 
 
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
@@ -50,22 +51,28 @@ def summary(manifest: dict, out: Path) -> dict:
               help="Batch sizes the runtime will use: one TensorRT optimisation profile each.")
 @click.option("--truncation-psi", default=DEFAULT_TRUNCATION_PSI, type=float,
               help="Truncation for random identities, recorded in the manifest for svgan-stream.")
+@click.option("--no-torch-weights", "no_torch_weights", is_flag=True,
+              help="Leave out weights.safetensors, the PyTorch weights that `svgan-stream --backend torch` runs "
+                   "(1,224 MB at 1024 with the paper's widths, about as much again as the ONNX graphs); such a bundle streams "
+                   "with --backend ort or trt only.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --out (atomically).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors(TOOL)
 def main(run: Path, psp: Path, out: Path, trt: bool, fp16: bool, opset: int, batch_sizes: str,
-         truncation_psi: float, force: bool, json_out: Path | None) -> None:
+         truncation_psi: float, no_torch_weights: bool, force: bool, json_out: Path | None) -> None:
     """Export training run RUN and the pSp checkpoint as one self-describing bundle.
 
     Writes generator_init/generator_step (GRU state in, state out), mapping, synthesis and encoder as ONNX
-    (dynamic batch), pca.npz, w_avg.npy and manifest.json with every file's sha256 and the parity errors
-    (onnxruntime vs PyTorch) measured here. Nothing appears under --out unless the whole bundle was written.
+    (dynamic batch), weights.safetensors (the same networks for the torch backend), pca.npz, w_avg.npy and
+    manifest.json with every file's sha256 and the parity errors (onnxruntime vs PyTorch) measured here. The
+    bundle names RUN and the checkpoint by file name and sha256 only, so it works wherever it is copied.
+    Nothing appears under --out unless the whole bundle was written.
     """
     start = time.perf_counter()
     manifest = export_bundle(run, psp, out, fp16=fp16, trt=trt, opset=opset,
                              batch_sizes=parse_batch_sizes(batch_sizes), truncation_psi=truncation_psi,
-                             force=force, progress=_progress)
+                             force=force, torch_weights=not no_torch_weights, progress=_progress)
     result = summary(manifest, out)
     result["seconds"] = round(time.perf_counter() - start, 2)
     if json_out is not None:

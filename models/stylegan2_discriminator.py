@@ -1,6 +1,6 @@
 """StyleGAN2 discriminator (residual architecture) with rosinality's `Discriminator` state-dict layout.
 
-Only training needs it (the demo world trains its own small StyleGAN2, `svgan.training.stylegan2_trainer`);
+Only training needs it (the demo world trains its own small StyleGAN2, `svgan.world.stylegan2_trainer`);
 nothing is exported. The architecture follows config-f: a 1x1 "fromRGB" conv, one residual block per
 resolution halving the image (3x3 conv, then a 3x3 stride-2 conv after a FIR blur, with a blurred 1x1
 stride-2 skip, summed and scaled by 1/sqrt(2)), a minibatch standard-deviation feature at 4x4, a 3x3 conv

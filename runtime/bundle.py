@@ -2,8 +2,13 @@
 
 A bundle is a directory: `manifest.json` describing every graph (file, sha256, inputs/outputs, parity
 measured at export), the ONNX graphs `generator_init`, `generator_step`, `mapping`, `synthesis`,
-`encoder`, optionally TensorRT engines, the PCA basis of the training codes (`pca.npz`) and the W average
-for truncation (`w_avg.npy`).
+`encoder`, optionally TensorRT engines, the PCA basis of the training codes (`pca.npz`), the W average
+for truncation (`w_avg.npy`) and, unless exported without them, the torch backend's weights
+(`weights.safetensors`, read by `runtime/torch_backend.py`).
+
+Format versions: 1 named the run and pSp checkpoint by absolute paths of the exporting machine and carried no
+torch weights; 2 (this one) is self-contained. A version-1 bundle is refused with a one-line error that says to
+re-export it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import numpy as np
 from svgan.errors import UserError
 
 BUNDLE_FORMAT = "svgan-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 GRAPHS = ("generator_init", "generator_step", "mapping", "synthesis", "encoder")
 
@@ -93,6 +98,14 @@ class Bundle:
         with np.load(self.path / self.manifest["files"]["pca"]["file"], allow_pickle=False) as d:
             return PCA(mean=d["mean"].astype(np.float32), components=d["components"].astype(np.float32))
 
+    def torch_weights_file(self) -> Path:
+        """weights.safetensors: what the torch backend runs."""
+        entry = self.manifest["files"].get("torch_weights")
+        if not entry:
+            raise BundleError(f"{self.path} carries no torch weights (exported with --no-torch-weights); use "
+                              "--backend ort, or re-export it without --no-torch-weights")
+        return self.path / entry["file"]
+
     def w_avg(self) -> np.ndarray:
         return np.load(self.path / self.manifest["files"]["w_avg"]["file"], allow_pickle=False).astype(np.float32)
 
@@ -149,7 +162,7 @@ def load_bundle(path: str | os.PathLike, verify: bool = False) -> Bundle:
         raise BundleError(f"{manifest_path} is not an svgan bundle manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"{path} has bundle format version {manifest.get('format_version')}; this svgan reads "
-                          f"version {FORMAT_VERSION}")
+                          f"version {FORMAT_VERSION}: re-export it with svgan-export")
     missing = [name for name in GRAPHS if name not in manifest.get("graphs", {})]
     if missing:
         raise BundleError(f"{manifest_path} lists no graph '{missing[0]}'")

@@ -24,7 +24,7 @@ from .offset_trick import identity_offset
 from .stream import MotionSource, StreamStats, run_stream
 from .video import SinkClosed, ThreadedSink, is_terminal
 
-DEFAULT_BUNDLE = Path(svgan.__file__).resolve().parent / "demo_world" / "bundle"  # ships in the repository
+DEFAULT_BUNDLE = svgan.DEMO_WORLD / "bundle"  # ships with the package
 
 
 def _open_output(output: Path | None):

@@ -1,6 +1,6 @@
 """The PyTorch backend: the fast path on GPUs without TensorRT (fp16, channels-last, CUDA graphs).
 
-It runs the bundle's *source* weights (the training run and the pSp checkpoint recorded in the manifest)
+It runs the PyTorch weights the bundle carries (`weights.safetensors`: G's EMA weights and the whole pSp)
 through `svgan.models`, so it imports torch; the ort and trt backends do not. On CUDA, synthesis is
 captured once per batch size as a CUDA graph: a 1024² frame is ~150 launches of small kernels, and at
 batch 1 launching them costs more than computing them.
@@ -8,39 +8,25 @@ batch 1 launching them costs more than computing them.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
 from svgan.errors import UserError
+from svgan.models import load_torch_weights
 
 from .backends import State
 from .bundle import Bundle
-
-
-def _source(bundle: Bundle, key: str) -> Path:
-    source = bundle.manifest.get("source", {})
-    path = source.get(key)
-    if not path or not Path(path).exists():
-        raise UserError(f"--backend torch needs the weights the bundle was exported from ({key} = {path!r} "
-                        "is missing); use --backend ort, or re-export on this machine")
-    return Path(path)
 
 
 class TorchBackend:
     name = "torch"
 
     def __init__(self, bundle: Bundle, device: str = "cpu", fp16: bool = False):
-        from svgan.models import load_psp
-        from svgan.training.trainer import load_run_generator
-
         if device == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA device is available to torch")
         self.device = torch.device(device)
         self.dtype = torch.float16 if fp16 and device == "cuda" else torch.float32
-        self.generator, _ = load_run_generator(_source(bundle, "run"), device)
-        psp = load_psp(_source(bundle, "psp_path"), device)
+        self.generator, psp = load_torch_weights(bundle.torch_weights_file(), device)
         self.encoder_net = psp.encoder
         self.latent_avg = psp.latent_avg
         self.decoder = psp.decoder.use_modconv("export").to(self.dtype)

@@ -31,7 +31,8 @@ from svgan.export import parity as par
 from svgan.export import tensorrt_build, trt_ops
 from svgan.export.cli import main
 from svgan.training.synthetic import SyntheticConfig, make_sequence
-from svgan.training.trainer import TrainConfig, load_run_generator, start_run
+from svgan.models import load_run_generator
+from svgan.training.trainer import TrainConfig, start_run
 from svgan.training.wplus_data import WPlusSequence
 
 SMALL = dict(batch_size=8, critic_steps=1, checkpoint_every=100,
@@ -89,7 +90,7 @@ def exported(tmp_path_factory, run14, psp256_checkpoint) -> SimpleNamespace:
 
 def test_manifest_is_complete_and_every_sha256_matches(exported, run14, psp256_checkpoint):
     m, out = exported.manifest, exported.out
-    assert m["format"] == "svgan-bundle" and m["format_version"] == 1 and m["svgan_version"]
+    assert m["format"] == "svgan-bundle" and m["format_version"] == 2 and m["svgan_version"]
     assert (m["resolution"], m["n_styles"], m["style_dim"], m["latent_dim"]) == (256, 14, 512, 32)
     assert m["state_sizes"] == [32, 32, 32, 32] and m["fps"] == 25.0 and m["opset"] == og.DEFAULT_OPSET
     assert m["truncation_psi"] == 0.7 and m["engines"] == {}
@@ -113,9 +114,12 @@ def test_manifest_is_complete_and_every_sha256_matches(exported, run14, psp256_c
     assert m["graphs"]["synthesis"]["io_dtypes"]["rgb"] == "uint8"
     assert m["source"]["run_iteration"] == 2 and m["source"]["psp_checkpoint"] == psp256_checkpoint.name
     assert m["source"]["psp_sha256"] == bundle_mod.sha256_file(psp256_checkpoint)
+    assert m["source"]["run"] == run14.name
+    assert m["source"]["run_checkpoint_sha256"] == bundle_mod.sha256_file(run14 / "checkpoint.pt")
     assert bundle_mod.verify_bundle(out) == []
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{n}.onnx" for n in GRAPHS] + ["manifest.json", "pca.npz", "w_avg.npy"])
+        [f"{n}.onnx" for n in GRAPHS] + ["manifest.json", "pca.npz", "w_avg.npy", "weights.safetensors"])
+    assert m["files"]["torch_weights"]["bytes"] == (out / "weights.safetensors").stat().st_size
     assert (out / "pca.npz").read_bytes() == (run14 / "pca.npz").read_bytes()
     from svgan.models.fixture_weights import fixture_latent_avg
 
@@ -126,6 +130,61 @@ def test_manifest_is_complete_and_every_sha256_matches(exported, run14, psp256_c
     assert summary["bundle"] == str(out) and set(summary["graphs"]) == set(GRAPHS)
     for name in GRAPHS:  # progress is shown per graph on stderr
         assert f"] {name}: exporting" in exported.stderr
+
+
+def absolute_paths(value, where: str = "manifest") -> list[str]:
+    """Every string in a manifest that is an absolute path (POSIX or Windows), with where it sits."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in absolute_paths(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in absolute_paths(v, f"{where}[{i}]")]
+    if isinstance(value, str) and (value.startswith(("/", "\\", "~")) or value[1:3] in (":\\", ":/")):
+        return [f"{where} = {value}"]
+    return []
+
+
+def test_no_manifest_field_holds_an_absolute_path(exported):
+    assert absolute_paths({"a": ["x", {"b": "/tmp/run"}], "c": "C:\\runs"}) == ["manifest.a[1].b = /tmp/run",
+                                                                             "manifest.c = C:\\runs"]
+    assert absolute_paths(exported.manifest) == []
+
+
+def test_torch_weights_rebuild_the_exported_networks(exported, run14, psp256_checkpoint):
+    from svgan.models import load_psp, load_torch_weights
+
+    generator, psp = load_torch_weights(exported.out / "weights.safetensors")
+    source_generator, _ = load_run_generator(run14)
+    source_psp = load_psp(psp256_checkpoint)
+    for got, want in ((generator, source_generator), (psp, source_psp)):
+        assert got.state_dict().keys() == want.state_dict().keys()
+        for key, value in want.state_dict().items():
+            assert torch.equal(got.state_dict()[key], value), key
+    assert torch.equal(psp.latent_avg, source_psp.latent_avg)
+    assert (psp.decoder.config, psp.encoder.config) == (source_psp.decoder.config, source_psp.encoder.config)
+
+
+def test_no_torch_weights_leaves_them_out_and_the_torch_backend_says_so(tmp_path, run14, psp256_checkpoint):
+    from svgan.errors import UserError
+    from svgan.runtime.backends import make_backend
+    from svgan.runtime.bundle import load_bundle
+
+    out = tmp_path / "bundle"
+    result = export(run14, "--psp", psp256_checkpoint, "-o", out, "--no-torch-weights")
+    assert result.code == 0, result.stderr
+    assert not (out / "weights.safetensors").exists() and "torch_weights" not in load_bundle(out).manifest["files"]
+    with pytest.raises(UserError, match="no torch weights.*--backend ort"):
+        make_backend("torch", load_bundle(out))
+
+
+def test_a_version_1_bundle_is_refused_with_a_hint_to_re_export(exported, tmp_path):
+    from svgan.runtime.bundle import BundleError, load_bundle
+
+    old = tmp_path / "old"
+    old.mkdir()
+    manifest = dict(exported.manifest, format_version=1)
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="format version 1.*re-export it with svgan-export"):
+        load_bundle(old)
 
 
 def test_every_graph_passes_the_checker_with_full_shape_inference(exported):

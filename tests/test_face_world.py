@@ -1,4 +1,4 @@
-"""The demo world's renderer and talking trajectories (svgan.training.face_world)."""
+"""The demo world's renderer and talking trajectories (svgan.world.renderer)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from svgan.runtime.video import VideoReader
-from svgan.training.face_world import (
+from svgan.world.renderer import (
     STATE_FIELDS,
     STATE_RANGES,
     IdentityParams,

@@ -17,9 +17,11 @@ import torch
 from svgan.training.evaluate import recorded_data_path, sample_pca_trajectories
 from svgan.training.motion_metrics import (MotionMetricsConfig, chunks, frechet_distance, looping_score,
                                            motion_report, windows)
-from svgan.training.pca import PCABasis, fit_pca
+from svgan.models import PCABasis, RunError, load_run_generator
+from svgan.models.run import PCA_FILE
+from svgan.training.pca import fit_pca
 from svgan.training.synthetic import SyntheticConfig, make_sequence, save_npz
-from svgan.training.trainer import PCA_FILE, RunError, TrainConfig, load_run_generator, start_run
+from svgan.training.trainer import TrainConfig, start_run
 from svgan.training.wplus_data import load_wplus
 
 SMALL = dict(n_styles=4, style_dim=32)  # W+ of 4 x 32: the dynamics of the real thing at a fraction of the cost

@@ -212,3 +212,55 @@ def test_torch_backend_renders_what_onnxruntime_renders(tiny_bundle):
     frames_o, frames_t = ort_backend.synthesis(w_o), torch_backend.synthesis(w_t)
     assert frames_t.dtype == np.uint8 and frames_t.shape == frames_o.shape
     assert np.abs(frames_t.astype(int) - frames_o.astype(int)).max() <= 1
+
+
+# --------------------------------------------------------------------------------------------------
+# The shipped demo bundle is self-contained: the torch backend needs nothing but the bundle
+
+
+@pytest.fixture(scope="module")
+def demo_bundle_copy(tmp_path_factory) -> Path:
+    """The shipped demo bundle, copied away from the repository (no runs/, no source checkpoints beside it)."""
+    import shutil
+
+    from svgan import DEMO_WORLD
+
+    copy = tmp_path_factory.mktemp("elsewhere") / "bundle"
+    shutil.copytree(DEMO_WORLD / "bundle", copy)
+    return copy
+
+
+def rendered_frames(bundle_dir: Path, backend: str, seed: int, frames: int) -> np.ndarray:
+    """The frames `svgan-stream --seed SEED` renders (random identity), before the encoder sees them."""
+    from svgan.runtime.backends import make_backend
+    from svgan.runtime.identity import load_identity
+    from svgan.runtime.stream import MotionSource, StreamStats, run_stream
+
+    bundle = load_bundle(bundle_dir, verify=True)
+    engine = make_backend(backend, bundle, "cpu")
+    offset = identity_offset(load_identity(None, seed, bundle, engine, False), bundle.pca())
+    out: list[np.ndarray] = []
+    run_stream(engine, MotionSource(engine, bundle.latent_dim, offset, seed), out.append, frames, 10, StreamStats())
+    return np.concatenate(out)
+
+
+def test_shipped_bundle_renders_the_same_frames_with_torch_as_with_onnxruntime(demo_bundle_copy):
+    ort_frames = rendered_frames(demo_bundle_copy, "ort", seed=1, frames=100)
+    torch_frames = rendered_frames(demo_bundle_copy, "torch", seed=1, frames=100)
+    assert torch_frames.shape == ort_frames.shape == (100, 64, 64, 3)
+    difference = np.abs(torch_frames.astype(int) - ort_frames.astype(int))
+    within = float((difference <= 1).mean())
+    print(f"\ntorch vs onnxruntime, 100 frames of the shipped bundle: {within:.6f} of pixels within 1 level, "
+          f"max {difference.max()} levels")
+    assert within >= 0.999
+    assert ort_frames.std(axis=0).mean() > 1  # the frames move: the comparison is not of a still image
+
+
+def test_torch_backend_streams_the_shipped_bundle_from_anywhere(demo_bundle_copy, tmp_path):
+    out = tmp_path / "x.mp4"
+    done = subprocess.run([sys.executable, "-m", "svgan.runtime.cli_stream", "--bundle", str(demo_bundle_copy),
+                           "--backend", "torch", "--seed", "1", "--frames", "50", "-o", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    frames = decoded_frames(out)
+    assert len(frames) == 50 and frames[0].shape == (64, 64, 3)

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from svgan.training.pca import PCABasis, fit_pca
+from svgan.models import PCABasis, RunError, load_run_generator
+from svgan.models.run import CHECKPOINT
+from svgan.training.pca import fit_pca
 from svgan.training.synthetic import SyntheticConfig, make_sequence, save_npz
-from svgan.training.trainer import (CHECKPOINT, RunError, TrainConfig, TrainingDiverged, load_run_generator,
-                                    start_run)
+from svgan.training.trainer import TrainConfig, TrainingDiverged, start_run
 from svgan.training.wplus_data import WPlusSequence
 
 SMALL = dict(batch_size=8, critic_steps=2, checkpoint_every=2,

@@ -20,11 +20,11 @@ from svgan.models import (PSP, CheckpointError, PSPEncoderConfig, StyleGAN2Confi
                           save_psp)
 from svgan.models.stylegan2_discriminator import Discriminator
 from svgan.runtime.video import VideoReader
-from svgan.training import cli_world
-from svgan.training.attribute_reader import ReaderConfig, train_reader, validate_reader
-from svgan.training.face_world import STATE_FIELDS, render_dataset
-from svgan.training.psp_trainer import PSPTrainConfig, start_psp_run
-from svgan.training.stylegan2_trainer import StyleGAN2TrainConfig, start_stylegan2_run
+from svgan.world import cli as cli_world
+from svgan.world.attribute_reader import ReaderConfig, train_reader, validate_reader
+from svgan.world.renderer import STATE_FIELDS, render_dataset
+from svgan.world.psp_trainer import PSPTrainConfig, start_psp_run
+from svgan.world.stylegan2_trainer import StyleGAN2TrainConfig, start_stylegan2_run
 
 from .conftest import WORLD_TEST_CHANNELS, WORLD_TEST_STAGES
 
@@ -86,8 +86,8 @@ def test_gan_training_makes_d_separate_real_from_fake(tmp_path):
 
 
 def test_eye_crop_sees_the_eye_box_and_only_it():
-    from svgan.training.face_world import FEATURE_BOXES
-    from svgan.training.stylegan2_trainer import eye_crop
+    from svgan.world.renderer import FEATURE_BOXES
+    from svgan.world.stylegan2_trainer import eye_crop
 
     images = torch.zeros(2, 3, 64, 64)
     top, bottom, left, right = (round(v * 64) for v in FEATURE_BOXES[0])
@@ -107,7 +107,7 @@ def test_eye_discriminator_learns_real_eye_crops_from_fake_ones(tmp_path):
     stats = [trainer.train_iteration() for _ in range(30)]
     assert all(np.isfinite(s.loss_d_eye) for s in stats)
     assert np.mean([s.loss_d_eye for s in stats[-10:]]) < np.log(4)  # below chance: D_eye tells them apart
-    from svgan.training.stylegan2_trainer import eye_crop
+    from svgan.world.stylegan2_trainer import eye_crop
 
     with torch.no_grad():
         real = eye_crop(trainer._real_batch())
@@ -253,7 +253,7 @@ def test_stream_encodes_an_aligned_identity_at_the_bundle_encoder_size(world_bun
 
 
 def test_measure_reports_transfer_and_identity(world_bundle, tmp_path):
-    from svgan.training.attribute_reader import save_reader
+    from svgan.world.attribute_reader import save_reader
 
     reader = train_reader(render_dataset(64, 64, seed=5), ReaderConfig(epochs=1, widths=(8, 8, 8, 8)))
     save_reader(tmp_path / "reader.pt", reader)
@@ -280,7 +280,7 @@ def test_measure_reports_transfer_and_identity(world_bundle, tmp_path):
 
 
 def test_motion_amplitude_counts_blinks_and_measures_the_mouth():
-    from svgan.training.world_metrics import motion_amplitude
+    from svgan.world.measure import motion_amplitude
 
     fps, frames = 25.0, 1500  # one minute
     blink = np.zeros(frames)
@@ -303,17 +303,17 @@ WORLD_READER = Path(__file__).parent / "data" / "world_reader.pt"  # the attribu
 def test_shipped_demo_world_talks_and_blinks_for_the_unseen_actor(tmp_path):
     """`make demo`'s output, read back by the attribute reader: the unseen actor's mouth moves like speech and its
     eyes blink. The bundle in the repository is intact (every sha256) and small enough to ship."""
-    from svgan.demo import WORLD_BUNDLE
+    from svgan.world.demo import WORLD_BUNDLE
     from svgan.runtime.bundle import load_bundle, manifest_files
-    from svgan.training.attribute_reader import load_reader
-    from svgan.training.world_metrics import motion_amplitude, motion_signals
+    from svgan.world.attribute_reader import load_reader
+    from svgan.world.measure import motion_amplitude, motion_signals
 
     bundle = load_bundle(WORLD_BUNDLE)
     assert bundle.problems() == []
     assert sum((WORLD_BUNDLE / name).stat().st_size for name in manifest_files(bundle.manifest)) <= 30 * 2 ** 20
     assert (bundle.resolution, bundle.encoder_input_size) == (64, 64)
     out = tmp_path / "demo.mp4"
-    done = subprocess.run([sys.executable, "-m", "svgan.demo", "-o", str(out)],
+    done = subprocess.run([sys.executable, "-m", "svgan.world.demo", "-o", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     with VideoReader(out) as clip:
@@ -330,7 +330,7 @@ def test_shipped_demo_world_talks_and_blinks_for_the_unseen_actor(tmp_path):
 
 def test_feature_weighted_pixel_loss_counts_mouth_errors_more(tmp_path):
     from svgan.models import Generator, save_stylegan2
-    from svgan.training.face_world import FEATURE_BOXES
+    from svgan.world.renderer import FEATURE_BOXES
 
     g = Generator(StyleGAN2Config(size=64, style_dim=128, n_mlp=2, channels=WORLD_TEST_CHANNELS))
     save_stylegan2(tmp_path / "g.pt", g, g.mapping(torch.randn(100, 128)).mean(0))

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from svgan.models import TemporalGenerator
+from svgan.models import PCABasis, TemporalGenerator, load_run_generator
+from svgan.models.run import PCA_FILE, RunError
 
 from .motion_metrics import MotionMetricsConfig, motion_report
-from .pca import PCABasis
-from .trainer import METRICS, PCA_FILE, RunError, load_run_generator
+from .trainer import METRICS
 from .wplus_data import DataError, load_wplus
 
 EVAL_DIR = "eval"

@@ -21,20 +21,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from svgan.errors import UserError
-from svgan.models import (TemporalCritic, TemporalCriticConfig, TemporalGenerator, TemporalGeneratorConfig,
+from svgan.models import (PCABasis, TemporalCritic, TemporalCriticConfig, TemporalGenerator, TemporalGeneratorConfig,
                           atomic_torch_save, safe_torch_load)
+from svgan.models.run import CHECKPOINT, PCA_FILE, RUN_FORMAT, RunError
 
 from .losses import (GAPStatistics, critic_wgan_loss, generator_wgan_loss, gradient_angle,
                      gradient_angle_penalty, gradient_penalty)
-from .pca import PCABasis, fit_pca
+from .pca import fit_pca
 from .wplus_data import WindowSampler, WPlusSequence
 
-CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
-PCA_FILE = "pca.npz"
 SAMPLES = "samples.npz"
-RUN_FORMAT = "svgan-run/1"
 # `svgan-train --model`: the paper's widths, or about a quarter of them (CPU experiments, the demo world).
 MODEL_SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {"generator": {}, "critic": {}},
@@ -77,10 +74,6 @@ class TrainConfig:
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or inf; the run keeps its last good checkpoint."""
-
-
-class RunError(UserError):
-    """A run directory that cannot be used as asked (one line for the user)."""
 
 
 @dataclass
@@ -311,16 +304,3 @@ def start_run(data: WPlusSequence, run_dir: Path, config: TrainConfig, device: s
          "data": str(Path(data_path).resolve()) if data_path else None}, indent=2))
     return trainer
 
-
-def load_run_generator(run_dir: Path, device: str = "cpu") -> tuple[TemporalGenerator, dict[str, Any]]:
-    """The EMA generator of a run (what gets exported) and the run's checkpoint metadata."""
-    checkpoint = Path(run_dir) / CHECKPOINT
-    if not checkpoint.is_file():
-        raise RunError(f"{run_dir} is not a training run: no {CHECKPOINT}")
-    state = safe_torch_load(checkpoint, map_location=device)
-    if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
-        raise RunError(f"{checkpoint} is not an svgan run checkpoint")
-    generator = TemporalGenerator(TemporalGeneratorConfig(**state["generator_config"]))
-    generator.load_state_dict(state["G_ema"])
-    meta = {k: state[k] for k in ("config", "generator_config", "critic_config", "iteration", "fps")}
-    return generator.eval().requires_grad_(False).to(device), meta

@@ -18,9 +18,9 @@ import torch
 
 from svgan.models import load_psp
 from svgan.runtime.video import VideoReader
-from svgan.training.attribute_reader import load_reader
-from svgan.training.face_world import STATE_FIELDS
-from svgan.training.stylegan2_trainer import to_images, to_uint8
+from svgan.world.attribute_reader import load_reader
+from svgan.world.renderer import STATE_FIELDS
+from svgan.world.stylegan2_trainer import to_images, to_uint8
 
 FRAMES = 1500
 

@@ -9,7 +9,7 @@ For each NAME:STYLEGAN:PSP triple, read with the attribute reader R:
   (R > 0.3), with eyes at least half shut (R's blink > 0.5) and mostly shut (> 0.6), against fresh renders;
 * pSp's reconstruction of the training actor talking (random_identity(0), the first `--frames` of the 180 s
   trajectory `svgan-world video` renders, here without H.264): correlation of R's mouth and blink readings with the
-  renderer's true states, and the motion amplitude (`world_metrics.motion_amplitude`) of truth and reconstruction.
+  renderer's true states, and the motion amplitude (`measure.motion_amplitude`) of truth and reconstruction.
 
 Runs on the GPU machine without PyAV (faces are rendered, not decoded) and on the CPU.
 """
@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 from svgan.models import load_psp, load_stylegan2
-from svgan.training.attribute_reader import load_reader
-from svgan.training.face_world import (STATE_FIELDS, random_identity, render_dataset, render_face, state_from_row,
+from svgan.world.attribute_reader import load_reader
+from svgan.world.renderer import (STATE_FIELDS, random_identity, render_dataset, render_face, state_from_row,
                                        talking_trajectory)
-from svgan.training.stylegan2_trainer import to_images, to_uint8
-from svgan.training.world_metrics import BLINK_SHUT, MOTION_FIELDS, correlation, motion_amplitude, motion_signals
+from svgan.world.stylegan2_trainer import to_images, to_uint8
+from svgan.world.measure import BLINK_SHUT, MOTION_FIELDS, correlation, motion_amplitude, motion_signals
 
 FPS = 25.0
 VIDEO_SECONDS = 180.0  # `svgan-world video`'s default: the trajectory depends on its length

@@ -24,7 +24,7 @@ mkdir -p "$pkg"
 cp svgan/*.py "$pkg"/
 for sub in models training export runtime; do ln -sfn "$PWD/$sub" "$pkg/$sub"; done
 export PYTHONPATH=$work/pkg${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-world() { python3 -P -c 'from svgan.training.cli_world import main; main()' "$@"; }
+world() { python3 -P -c 'from svgan.world.cli import main; main()' "$@"; }
 variants() { python3 docs/experiments/world_gan_variants.py --reader "$reader" --device "$device" "$@"; }
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
       torch.cuda.get_device_name() if torch.cuda.is_available() else "")'

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from svgan.training.evaluate import EvalConfig, recorded_data_path, sample_pca_trajectories
-from svgan.training.pca import PCABasis
-from svgan.training.trainer import PCA_FILE, load_run_generator
+from svgan.models import PCABasis, load_run_generator
+from svgan.models.run import PCA_FILE
 from svgan.training.wplus_data import load_wplus
 
 BLOCK = 250

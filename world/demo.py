@@ -1,4 +1,4 @@
-"""`make demo` / `python -m svgan.demo`: a cartoon face that talks and blinks, for an actor G never saw, offline.
+"""`make demo` / `python -m svgan.world.demo`: a cartoon face that talks and blinks, for an actor G never saw, offline.
 
 The default streams the demo world's bundle, which ships in the repository (`svgan/demo_world/`, built as
 `docs/demo-world.md` describes: a procedural talking-face domain with its own small StyleGAN2, pSp encoder and
@@ -24,9 +24,10 @@ from pathlib import Path
 
 import click
 
-WORLD_DIR = Path(__file__).resolve().parent / "demo_world"
-WORLD_BUNDLE = WORLD_DIR / "bundle"
-WORLD_ACTOR = WORLD_DIR / "new_actor.png"
+from svgan import DEMO_WORLD
+
+WORLD_BUNDLE = DEMO_WORLD / "bundle"
+WORLD_ACTOR = DEMO_WORLD / "new_actor.png"
 DEMO_DIR = Path("demo")
 DEMO_CHANNELS = (128, 128, 128, 128, 128, 64, 32)  # 4² .. 256²: config-f's widths / 4
 TRAIN_ITERATIONS = 30

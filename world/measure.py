@@ -33,10 +33,10 @@ from svgan.runtime.bundle import Bundle
 from svgan.runtime.identity import image_to_encoder_input
 from svgan.runtime.offset_trick import identity_offset
 from svgan.runtime.stream import MotionSource
+from svgan.training.motion_metrics import frechet_distance
 
 from .attribute_reader import AttributeReader, identity_fields
-from .motion_metrics import frechet_distance
-from .face_world import (STATE_FIELDS, render_dataset, IdentityParams, StateParams, random_identity, render_face, state_from_row,
+from .renderer import (STATE_FIELDS, render_dataset, IdentityParams, StateParams, random_identity, render_face, state_from_row,
                          talking_trajectory)
 
 MOTION_FIELDS = ("mouth_open", "blink")

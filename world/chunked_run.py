@@ -15,9 +15,8 @@ from typing import Any
 
 import torch
 
-from svgan.models import safe_torch_load
-
-from .trainer import MetricsLog, RunError
+from svgan.models import RunError, safe_torch_load
+from svgan.training.trainer import MetricsLog
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"

@@ -20,10 +20,10 @@ import torch
 
 from svgan import __version__
 
-from .losses import critic_wgan_loss, gradient_penalty
-from .synthetic import SyntheticConfig, make_sequence
-from .trainer import TrainConfig, start_run
-from .wplus_data import WPlusSequence
+from svgan.training.losses import critic_wgan_loss, gradient_penalty
+from svgan.training.synthetic import SyntheticConfig, make_sequence
+from svgan.training.trainer import TrainConfig, start_run
+from svgan.training.wplus_data import WPlusSequence
 
 
 @dataclass

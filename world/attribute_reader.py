@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from svgan.models import CheckpointError, atomic_torch_save, safe_torch_load
 
-from .face_world import STATE_FIELDS, FaceDataset, IdentityParams
+from .renderer import STATE_FIELDS, FaceDataset, IdentityParams
 from .stylegan2_trainer import to_images
 
 READER_FORMAT = "svgan-attribute-reader/1"

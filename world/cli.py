@@ -24,14 +24,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from svgan.errors import StopFlag, UserError, fail, one_line_errors
+from svgan.training.trainer import TrainingDiverged
 
 from .attribute_reader import ReaderConfig, load_reader, save_reader, train_reader, validate_reader
 from .chunked_run import ChunkedRun
-from .face_world import (StateParams, random_identity, render_dataset, render_face, render_video,
+from .renderer import (StateParams, random_identity, render_dataset, render_face, render_video,
                          talking_trajectory)
 from .psp_trainer import PSPTrainConfig, start_psp_run
 from .stylegan2_trainer import StyleGAN2TrainConfig, load_dataset, save_dataset, start_stylegan2_run
-from .trainer import TrainingDiverged
 
 GAN_DEFAULTS = StyleGAN2TrainConfig()
 PSP_DEFAULTS = PSPTrainConfig()
@@ -289,7 +289,7 @@ def measure(bundle_dir: Path, reader_path: Path, video: Path | None, video_frame
     from svgan.runtime.bundle import load_bundle
     from svgan.runtime.video import VideoReader
 
-    from . import world_metrics as wm
+    from . import measure as wm
 
     bundle = load_bundle(bundle_dir)
     backend = make_backend("ort", bundle)

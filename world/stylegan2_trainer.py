@@ -33,12 +33,12 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from svgan.models import Generator, StyleGAN2Config, atomic_torch_save, load_stylegan2, save_stylegan2
+from svgan.models import Generator, RunError, StyleGAN2Config, atomic_torch_save, load_stylegan2, save_stylegan2
 from svgan.models.stylegan2_discriminator import Discriminator
+from svgan.training.trainer import TrainingDiverged
 
-from .face_world import FEATURE_BOXES, FaceDataset, render_dataset
+from .renderer import FEATURE_BOXES, FaceDataset, render_dataset
 from .chunked_run import CHECKPOINT, ChunkedRun, random_state, run_state, set_random_state
-from .trainer import RunError, TrainingDiverged
 
 DATASET = "dataset.npz"
 EXPORTED = "stylegan2.pt"

@@ -34,12 +34,13 @@ from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
-from svgan.models import PSP, Generator, PSPEncoderConfig, atomic_torch_save, load_psp, load_stylegan2, save_psp
+from svgan.models import (PSP, Generator, PSPEncoderConfig, RunError, atomic_torch_save, load_psp, load_stylegan2,
+                          save_psp)
+from svgan.training.trainer import TrainingDiverged
 
 from .chunked_run import CHECKPOINT, ChunkedRun, random_state, run_state, set_random_state
-from .face_world import FaceDataset, feature_weights, render_dataset
+from .renderer import FaceDataset, feature_weights, render_dataset
 from .stylegan2_trainer import image_grid, to_images, to_uint8
-from .trainer import RunError, TrainingDiverged
 
 EXPORTED = "psp.pt"
 RECONSTRUCTIONS = "reconstructions.png"

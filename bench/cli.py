@@ -11,8 +11,8 @@ import click
 
 from svgan.errors import UserError, one_line_errors
 
-from .bench_report import write_report
-from .bench_train import TrainBenchConfig, run_train_bench
+from .report import write_report
+from .train import TrainBenchConfig, run_train_bench
 
 DEFAULTS = TrainBenchConfig()
 
@@ -62,7 +62,7 @@ def stream(bundle: str, backend: str, device: str, batch: int, frames: int, pres
            json_out: Path | None, report: Path | None) -> None:
     """Render-only, encode-only and end-to-end fps and first-frame latency of one bundle."""
     # Imported here: `svgan-bench train` runs on training machines that have no PyAV.
-    from .bench_stream import StreamBenchConfig, run_stream_bench
+    from .stream import StreamBenchConfig, run_stream_bench
 
     _record(run_stream_bench(StreamBenchConfig(bundle, backend, device, batch, frames, preset, fp16, label)),
             json_out, report)
