@@ -22,7 +22,7 @@ step() { local name=$1; shift; "$@" > "$logs/$name.log" 2>&1 || { tail -c 3000 "
 pkg=$work/pkg/svgan
 mkdir -p "$pkg"
 cp svgan/*.py "$pkg"/
-for sub in models training export runtime; do ln -sfn "$PWD/$sub" "$pkg/$sub"; done
+for sub in models training export runtime world bench; do ln -sfn "$PWD/$sub" "$pkg/$sub"; done
 export PYTHONPATH=$work/pkg${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 world() { python3 -P -c 'from svgan.world.cli import main; main()' "$@"; }
 variants() { python3 docs/experiments/world_gan_variants.py --reader "$reader" --device "$device" "$@"; }
