@@ -123,12 +123,20 @@ class TemporalGenerator(nn.Module):
     def unroll(self, i: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training view: i (B x 32), s (B x (t-1) x 32) -> (w: B x t x n_styles x 512, l: B x t x 32)."""
         state, w = self.init(i)
-        ws, latents = [w], [i]
+        if s.shape[1] == 0:  # a one-frame window
+            return w[:, None], i[:, None]
+        ws, latents, _ = self.rollout(state, s)
+        return torch.cat([w[:, None], ws], 1), torch.cat([i[:, None], latents], 1)
+
+    def rollout(self, state: GRUState, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, GRUState]:
+        """Step P from `state` once per s_k (s: B x n x 32): (w: B x n x n_styles x 512, l: B x n x 32, the
+        final state). A window that starts from a state reached earlier (training's state pool) is this."""
+        ws, latents = [], []
         for k in range(s.shape[1]):
             state, w = self.step(s[:, k], state)
             ws.append(w)
             latents.append(state[-1])
-        return torch.stack(ws, 1), torch.stack(latents, 1)
+        return torch.stack(ws, 1), torch.stack(latents, 1), state
 
     def forward(self, i: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         return self.unroll(i, s)[0]

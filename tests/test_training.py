@@ -40,13 +40,20 @@ def data_file(tmp_path_factory, sequence) -> Path:
     return path
 
 
+POOL = dict(pool_size=16, pool_fraction=0.5, pool_advance=5, pool_reset=0.25)
+
+
 def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
     state = torch.load(run / CHECKPOINT, weights_only=True)
-    return {k: state[k] for k in ("G", "G_ema", "C", "gap_stats")} | {"rng": {"noise": state["noise_rng"]}}
+    groups = {k: state[k] for k in ("G", "G_ema", "C", "gap_stats")} | {"rng": {"noise": state["noise_rng"]}}
+    if state.get("pool"):
+        groups["pool"] = {f"state{n}": h for n, h in enumerate(state["pool"]["states"])} | {"ages": state["pool"]["ages"]}
+    return groups
 
 
-def test_resume_continues_bit_for_bit(tmp_path, sequence):
-    config = TrainConfig(epochs=3, **SMALL)
+@pytest.mark.parametrize("options", [{}, POOL], ids=["paper", "state-pool"])
+def test_resume_continues_bit_for_bit(tmp_path, sequence, options):
+    config = TrainConfig(epochs=3, **SMALL, **options)
     start_run(sequence, tmp_path / "straight", config).run(max_iterations=6)
     start_run(sequence, tmp_path / "split", config).run(max_iterations=3)
     start_run(sequence, tmp_path / "split", config, resume=True).run(max_iterations=3)
@@ -58,6 +65,43 @@ def test_resume_continues_bit_for_bit(tmp_path, sequence):
         return [row.split(",")[:-1] for row in (tmp_path / run / "metrics.csv").read_text().splitlines()]
 
     assert len(losses("split")) == 7 and losses("split") == losses("straight")
+    assert ("pool" in straight) == bool(options)
+
+
+def test_without_a_pool_training_is_the_papers_bit_for_bit(tmp_path, sequence):
+    """pool_size 0 must leave the paper's path untouched: the same random draws, the same weights."""
+    plain = start_run(sequence, tmp_path / "plain", TrainConfig(epochs=3, **SMALL))
+    unused = start_run(sequence, tmp_path / "unused", TrainConfig(epochs=3, **SMALL, pool_fraction=0.9, pool_reset=0.5))
+    for trainer in (plain, unused):
+        trainer.run(max_iterations=2)
+    for key, value in plain.G.state_dict().items():
+        assert torch.equal(value, unused.G.state_dict()[key]), key
+
+
+def test_the_pool_holds_states_of_spread_ages_that_follow_g(tmp_path, sequence):
+    trainer = start_run(sequence, tmp_path / "run", TrainConfig(epochs=3, **SMALL, **POOL))
+    trainer.run(max_iterations=12)
+    ages = trainer.pool.ages
+    # 12 generator updates of 5 steps with a quarter reset each: ages from 0 up to dozens of frames
+    assert ages.min() == 0 and ages.max() >= 20 and len(ages.unique()) >= 4
+    assert all(h.shape == (16, n) for h, n in zip(trainer.pool.states, [32, 32, 32, 32]))
+    assert all(not h.requires_grad for h in trainer.pool.states)
+    # the critic saw pool windows: a fake batch is half fresh, half from the pool, all of window length
+    windows, (i, s, latents) = trainer._fake_windows(8)
+    assert windows.shape[:2] == (8, 25) and i.shape[0] == 4 and latents.shape[:2] == (4, 25)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(pool_size=3, pool_fraction=0.5), "--pool-size 3 is smaller than the 4 pool windows"),
+    (dict(pool_size=16, pool_fraction=1.0), "--pool-fraction must be in"),
+    (dict(pool_size=16, pool_reset=0.0), "--pool-reset must be in"),
+    (dict(pool_size=16, pool_advance=0), "--pool-advance must be at least 1"),
+])
+def test_pool_settings_that_cannot_work_are_refused_up_front(tmp_path, sequence, options, message):
+    from svgan.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        start_run(sequence, tmp_path / "run", TrainConfig(epochs=1, **{**SMALL, **options}))
 
 
 def test_gap_is_logged_and_no_gap_disables_it(tmp_path, sequence):

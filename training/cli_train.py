@@ -35,6 +35,17 @@ DEFAULTS = TrainConfig()
 @click.option("--ema", default=DEFAULTS.ema, help="EMA momentum of G's weights (paper: 0.995).")
 @click.option("--model", "model_size", type=click.Choice(sorted(MODEL_SIZES)), default="paper",
               help="Widths of G and C: the paper's, or 'small' (about a quarter; CPU experiments, the demo world).")
+@click.option("--pool-size", type=click.IntRange(min=0), default=DEFAULTS.pool_size,
+              help="Windows that start late (beyond the paper): G states kept in a pool that G keeps stepping "
+                   "without gradient, so the critic also sees windows from deep into long streams. 0 is the "
+                   "paper: every window starts at G's initial state.")
+@click.option("--pool-fraction", type=click.FloatRange(0, 1, max_open=True), default=DEFAULTS.pool_fraction,
+              help="With --pool-size: share of every fake batch taken from the pool (GAP acts on the rest).")
+@click.option("--pool-advance", type=click.IntRange(min=1), default=DEFAULTS.pool_advance,
+              help="With --pool-size: steps every pool state takes after each generator update.")
+@click.option("--pool-reset", type=click.FloatRange(0, 1, min_open=True), default=DEFAULTS.pool_reset,
+              help="With --pool-size: share of the pool restarted from G's initial state after each generator "
+                   "update; states reach a mean age of pool-advance / pool-reset frames (1,250 at the defaults).")
 @click.option("--checkpoint-every", default=DEFAULTS.checkpoint_every, help="Iterations between checkpoints.")
 @click.option("--max-iterations", type=int, default=None,
               help="Stop (with a checkpoint) after this many more iterations: train in resumable chunks.")
@@ -45,7 +56,8 @@ DEFAULTS = TrainConfig()
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-train")
 def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: int, lr_g: float, lr_c: float,
-         lambda_gp: float, lambda_gap: float, no_gap: bool, ema: float, model_size: str, checkpoint_every: int,
+         lambda_gp: float, lambda_gap: float, no_gap: bool, ema: float, model_size: str, pool_size: int,
+         pool_fraction: float, pool_advance: int, pool_reset: float, checkpoint_every: int,
          max_iterations: int | None, device: str, seed: int, resume: bool, json_out: Path | None) -> None:
     """Train StyleVideoGAN's recurrent W+ generator on DATA (a W+ sequence from svgan-embed).
 
@@ -59,7 +71,9 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
             fail("svgan-train", "--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, critic_steps=critic_steps, lr_g=lr_g, lr_c=lr_c,
                          lambda_gp=lambda_gp, lambda_gap=lambda_gap, gap=not no_gap, ema=ema,
-                         checkpoint_every=checkpoint_every, seed=seed, **copy.deepcopy(MODEL_SIZES[model_size]))
+                         pool_size=pool_size, pool_fraction=pool_fraction, pool_advance=pool_advance,
+                         pool_reset=pool_reset, checkpoint_every=checkpoint_every, seed=seed, **copy.deepcopy(MODEL_SIZES[model_size]))
+    config.check()
     sequence = load_wplus(data, window=config.window)
     trainer = start_run(sequence, run_dir, config, device=device, resume=resume, data_path=data)
     stop = StopFlag(notice=lambda: tqdm.write("svgan-train: interrupt received; writing a checkpoint after this "

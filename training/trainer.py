@@ -1,7 +1,9 @@
 """The StyleVideoGAN training loop (paper §3, DESIGN §5), read top to bottom in `Trainer.run`.
 
 One iteration = `critic_steps` critic updates on batches of real 25-frame W+ windows against G's windows,
-then one generator update (WGAN + GAP) and the EMA of G's weights. An epoch is every real window once
+then one generator update (WGAN + GAP) and the EMA of G's weights. With a state pool (`pool_size` > 0, beyond
+the paper, `state_pool.py`) a share of every fake batch starts from G states of random age instead of `init(i)`,
+and the pool advances after every generator update. An epoch is every real window once
 through the critic. Everything random comes from generators owned by the run (window order per epoch,
 noise i/s, GP interpolation), so a run stopped and resumed from its checkpoint continues bit for bit.
 """
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from svgan.errors import UserError
 from svgan.models import (PCABasis, TemporalCritic, TemporalCriticConfig, TemporalGenerator, TemporalGeneratorConfig,
                           atomic_torch_save, safe_torch_load)
 from svgan.models.run import CHECKPOINT, PCA_FILE, RUN_FORMAT, RunError
@@ -28,6 +31,7 @@ from svgan.models.run import CHECKPOINT, PCA_FILE, RUN_FORMAT, RunError
 from .losses import (GAPStatistics, critic_wgan_loss, generator_wgan_loss, gradient_angle,
                      gradient_angle_penalty, gradient_penalty)
 from .pca import fit_pca
+from .state_pool import StatePool
 from .wplus_data import WindowSampler, WPlusSequence
 
 METRICS = "metrics.csv"
@@ -60,6 +64,12 @@ class TrainConfig:
     ema: float = 0.995
     pca_components: int = 32
     checkpoint_every: int = 200   # iterations
+    # Windows that start late (DESIGN §5b, beyond the paper; pool_size 0 is the paper: every fake window starts
+    # at init(i)). See state_pool.py.
+    pool_size: int = 0            # G states kept in the pool
+    pool_fraction: float = 0.5    # share of every fake batch (critic and generator) taken from the pool
+    pool_advance: int = 25        # steps every pool state takes after each generator update
+    pool_reset: float = 0.02      # share of the pool restarted from init(i) after each generator update
     seed: int = 0
     generator: dict[str, Any] = field(default_factory=dict)   # TemporalGeneratorConfig overrides
     critic: dict[str, Any] = field(default_factory=dict)      # TemporalCriticConfig overrides
@@ -70,6 +80,24 @@ class TrainConfig:
         config = cls(**{k: v for k, v in values.items() if k in known})
         config.betas = tuple(config.betas)
         return config
+
+    def pool_windows(self, batch: int) -> int:
+        """How many of a batch of `batch` fake windows come from the state pool."""
+        return round(batch * self.pool_fraction) if self.pool_size else 0
+
+    def check(self) -> None:
+        """Refuse settings that cannot work, before any work starts (one line for the user)."""
+        if self.pool_size:
+            if not 0 <= self.pool_fraction < 1:
+                raise UserError(f"--pool-fraction must be in [0, 1) (some windows must start at init(i) for GAP), "
+                                f"got {self.pool_fraction}")
+            if not 0 < self.pool_reset <= 1:
+                raise UserError(f"--pool-reset must be in (0, 1], got {self.pool_reset}")
+            if self.pool_advance < 1:
+                raise UserError(f"--pool-advance must be at least 1, got {self.pool_advance}")
+            if self.pool_size < self.pool_windows(self.batch_size):
+                raise UserError(f"--pool-size {self.pool_size} is smaller than the {self.pool_windows(self.batch_size)} "
+                                "pool windows of every batch")
 
 
 class TrainingDiverged(RuntimeError):
@@ -100,6 +128,7 @@ class Trainer:
     """Owns the models, optimisers, random streams and run directory of one training run."""
 
     def __init__(self, data: WPlusSequence, run_dir: Path, config: TrainConfig, device: str = "cpu"):
+        config.check()
         self.config = config
         self.run_dir = Path(run_dir)
         self.device = torch.device(device)
@@ -123,6 +152,7 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=config.betas)
         self.opt_c = torch.optim.Adam(self.C.parameters(), lr=config.lr_c, betas=config.betas)
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        self.pool = StatePool(config.pool_size, config.pool_reset, self.device) if config.pool_size else None
         self.iteration = 0
         self._order: tuple[int, torch.Tensor | None] = (-1, None)
 
@@ -135,6 +165,7 @@ class Trainer:
             "G": self.G.state_dict(), "G_ema": self.G_ema.state_dict(), "C": self.C.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_c": self.opt_c.state_dict(),
             "gap_stats": self.gap_stats.state_dict(), "noise_rng": self.noise.get_state(),
+            "pool": self.pool.state_dict() if self.pool is not None and self.pool.filled else None,
             "iteration": self.iteration, "fps": self.data.fps,
         }
 
@@ -146,6 +177,8 @@ class Trainer:
         self.opt_c.load_state_dict(state["opt_c"])
         self.gap_stats.load_state_dict(state["gap_stats"])
         self.noise.set_state(state["noise_rng"])
+        if self.pool is not None and state.get("pool"):
+            self.pool.load_state_dict(state["pool"])
         self.iteration = int(state["iteration"])
 
     def save_checkpoint(self) -> Path:
@@ -165,9 +198,26 @@ class Trainer:
     def _sample_noise(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.G.sample_inputs(batch, self.config.window, generator=self.noise, device=self.device)
 
+    def _fake_windows(self, batch: int, gap: bool = False) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """`batch` windows of G: those that start at `init(i)` first, then those that start from pool states.
+        Returns (windows, (i, s, latents) of the fresh windows, for GAP); `gap` makes i and s require grad."""
+        n_pool = self.config.pool_windows(batch)
+        i, s = self._sample_noise(batch - n_pool)
+        i.requires_grad_(gap)
+        s.requires_grad_(gap)
+        wplus, latents = self.G.unroll(i, s)
+        if n_pool:
+            if not self.pool.filled:
+                self.pool.fill(self.G, self.noise)
+            state, _ = self.pool.sample(n_pool, self.noise)
+            steps = torch.randn(n_pool, self.config.window, self.G.config.latent_dim, generator=self.noise,
+                                device=self.device)
+            wplus = torch.cat([wplus, self.G.rollout(state, steps)[0]], 0)
+        return wplus, (i, s, latents)
+
     def _critic_step(self, real: torch.Tensor) -> tuple[float, float, float]:
         with torch.no_grad():
-            fake = self.G(*self._sample_noise(real.shape[0]))
+            fake, _ = self._fake_windows(real.shape[0])
         wasserstein_loss = critic_wgan_loss(self.C(real), self.C(fake))
         gp = gradient_penalty(self.C, real, fake, generator=self.noise)
         loss = wasserstein_loss + self.config.lambda_gp * gp
@@ -177,11 +227,8 @@ class Trainer:
         return loss.item(), -wasserstein_loss.item(), gp.item()
 
     def _generator_step(self, batch: int) -> tuple[float, float, float]:
-        i, s = self._sample_noise(batch)
         use_gap = self.config.gap and self.config.lambda_gap > 0
-        i.requires_grad_(use_gap)
-        s.requires_grad_(use_gap)
-        wplus, latents = self.G.unroll(i, s)
+        wplus, (i, s, latents) = self._fake_windows(batch, gap=use_gap)
         self.C.requires_grad_(False)
         loss = generator_wgan_loss(self.C(wplus))
         self.C.requires_grad_(True)
@@ -196,6 +243,8 @@ class Trainer:
         self.opt_g.step()
         with torch.no_grad():
             torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - self.config.ema)
+        if self.pool is not None and self.pool.filled:
+            self.pool.advance(self.G, self.config.pool_advance, self.noise)
         return loss.item(), gap, phi_mean
 
     def train_iteration(self) -> IterationStats:

@@ -1,0 +1,71 @@
+"""Windows that start late: a pool of G's GRU states advanced without gradient (DESIGN §5b, beyond the paper).
+
+The paper's critic only sees 25-frame windows that start at G's initial state `init(i)`, so nothing in training
+constrains the regime the GRU settles into after hundreds of steps, and long streams drift into one that is
+narrower than the data and offset from it. The pool keeps `size` states of P (the GRU stack) that G keeps
+stepping with fresh noise s_k, `advance` steps after every generator update and without gradient (R2D2's
+burn-in; StyleGAN-V's frames at random offsets); each iteration a `reset` fraction of them starts again from
+`init(i)`, so the ages spread from 0 to many windows (mean age `advance / reset` frames, 1,250 at the defaults)
+and the pool follows G as it trains. A fake window taken from the pool is `window` more steps of G from a pool
+state, with gradient through those steps only (truncated backpropagation through time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from svgan.models import TemporalGenerator
+
+
+class StatePool:
+    """`size` GRU states of G (one tensor per cell, [size, dim]) and their ages in frames."""
+
+    def __init__(self, size: int, reset: float, device: torch.device):
+        if size < 1:
+            raise ValueError("a state pool needs at least one state")
+        if not 0 < reset <= 1:
+            raise ValueError(f"the pool's reset fraction must be in (0, 1], got {reset}")
+        self.size, self.reset_fraction, self.device = size, reset, device
+        self.states: tuple[torch.Tensor, ...] = ()
+        self.ages = torch.zeros(size, dtype=torch.long, device=device)
+
+    @property
+    def filled(self) -> bool:
+        return bool(self.states)
+
+    @torch.no_grad()
+    def fill(self, generator: TemporalGenerator, noise: torch.Generator) -> None:
+        """Every state fresh from `init(i)`, age 0."""
+        i = torch.randn(self.size, generator.config.latent_dim, generator=noise, device=self.device)
+        self.states = tuple(h.detach() for h in generator.init(i)[0])
+        self.ages.zero_()
+
+    @torch.no_grad()
+    def advance(self, generator: TemporalGenerator, steps: int, noise: torch.Generator) -> None:
+        """Step every state `steps` times with fresh s_k, then restart a `reset` fraction from `init(i)`."""
+        state = self.states
+        for _ in range(steps):
+            s = torch.randn(self.size, generator.config.latent_dim, generator=noise, device=self.device)
+            state, _ = generator.step(s, state)
+        self.ages += steps
+        n_reset = max(1, round(self.reset_fraction * self.size))
+        chosen = torch.randperm(self.size, generator=noise, device=self.device)[:n_reset]
+        i = torch.randn(n_reset, generator.config.latent_dim, generator=noise, device=self.device)
+        fresh = generator.init(i)[0]
+        self.states = tuple(h.index_copy(0, chosen, f).detach() for h, f in zip(state, fresh))
+        self.ages[chosen] = 0
+
+    def sample(self, batch: int, noise: torch.Generator) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """`batch` states drawn without replacement (detached: gradient stops at the window's start), and
+        their ages."""
+        chosen = torch.randperm(self.size, generator=noise, device=self.device)[:batch]
+        return tuple(h[chosen] for h in self.states), self.ages[chosen]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"states": list(self.states), "ages": self.ages}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.states = tuple(h.to(self.device) for h in state["states"])
+        self.ages = state["ages"].to(self.device)
