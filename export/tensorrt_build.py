@@ -24,11 +24,12 @@ arguments against the API names above, not what TensorRT would do with them.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from svgan.runtime.bundle import sha256_file
 
 from .onnx_graphs import BATCH, ExportError
 
@@ -62,14 +63,6 @@ def batch_profiles(batch_sizes: Sequence[int]) -> list[dict[str, int]]:
 
 def _shape(dims: Sequence[int | str], batch: int) -> tuple[int, ...]:
     return tuple(batch if d == BATCH else int(d) for d in dims)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_engine(onnx_path: Path, engine_path: Path, inputs: dict[str, list[int | str]],
@@ -125,7 +118,7 @@ def build_engine(onnx_path: Path, engine_path: Path, inputs: dict[str, list[int 
     if serialized is None:
         raise ExportError(f"TensorRT could not build an engine from {source.name} (see TensorRT's log above)")
     Path(engine_path).write_bytes(bytes(serialized))
-    return {"file": Path(engine_path).name, "sha256": _sha256(Path(engine_path)), "fp16": bool(fp16),
+    return {"file": Path(engine_path).name, "sha256": sha256_file(engine_path), "fp16": bool(fp16),
             "profiles": recorded,
             "builder": {"tensorrt_version": str(getattr(trt, "__version__", "unknown")), "onnx": source.name,
                         "precision": precision, "network_flags": network_flags,

@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import math
 import re
@@ -101,6 +100,7 @@ import svgan.models
 from svgan.models import (PSP, Generator, PSPEncoderConfig, StyleGAN2Config, TemporalGenerator,
                           TemporalGeneratorConfig, atomic_torch_save, load_psp, save_psp)
 from svgan.models.stylegan2 import EqualLinear, ModulatedConv2d, StyledConv, ToRGB
+from svgan.runtime.bundle import sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BUNDLE = REPO / "svgan" / "demo_world" / "bundle"
@@ -195,14 +195,6 @@ class OnnxGraph:
             if v.name == value_name:
                 return [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
         raise RecoveryError(f"{self.name}: no graph input/output '{value_name}'")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_bundle(bundle: Path) -> tuple[dict[str, Any], dict[str, OnnxGraph]]:
