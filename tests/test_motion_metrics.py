@@ -15,8 +15,8 @@ import scipy.linalg
 import torch
 
 from svgan.training.evaluate import recorded_data_path, sample_pca_trajectories
-from svgan.training.motion_metrics import (MotionMetricsConfig, chunks, frechet_distance, looping_score,
-                                           motion_report, windows)
+from svgan.training.motion_metrics import (Gaussian, MotionMetricsConfig, chunks, frechet_distance, looping_score,
+                                           motion_report, sample_frechet_distance, windows)
 from svgan.training.pca import PCABasis, fit_pca
 from svgan.training.synthetic import SyntheticConfig, make_sequence, save_npz
 from svgan.training.trainer import PCA_FILE, RunError, TrainConfig, load_run_generator, start_run
@@ -79,6 +79,17 @@ def test_frechet_distance_matches_the_sqrtm_formula_and_survives_singular_covari
     assert frechet_distance(frozen, y) == pytest.approx(np.sum(y.mean(0) ** 2) + np.trace(cy), rel=1e-9)
     few = frechet_distance(x[:4], y)  # fewer samples than dimensions: a singular covariance
     assert np.isfinite(few) and few > 0
+
+
+def test_sample_frechet_distance_is_frechet_distance_for_few_and_many_samples() -> None:
+    rng = np.random.default_rng(2)
+    reference = gaussian(rng, 5000, np.ones(20), rng.standard_normal((20, 20)))
+    fitted = Gaussian.fit(reference)
+    for n in (3, 16, 20, 60):   # n <= d: the n x n route; n > d: the d x d one
+        x = gaussian(rng, n, np.zeros(20), rng.standard_normal((20, 20)))
+        # rel 1e-7, not 1e-9: with n < d the d x d route takes square roots of d - n + 1 rounding-error
+        # eigenvalues (sqrt(1e-14) = 1e-7 each), which the n x n route never forms.
+        assert sample_frechet_distance(x, fitted) == pytest.approx(frechet_distance(x, reference), rel=1e-7)
 
 
 def test_windows_are_consecutive_frames_flattened_frame_major() -> None:
