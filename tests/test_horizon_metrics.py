@@ -1,6 +1,6 @@
 """Long-horizon metrics (DESIGN §5b, `training/horizon_metrics.py`): they tell a generator that settles into a
 narrow, offset regime without slow motion from one that keeps the data's statistics, on hand-made trajectories
-(no training); nulls come with reasons."""
+(no training); nulls come with reasons; `evaluate_run` on a tiny run reports them and draws horizon.png."""
 
 from __future__ import annotations
 
@@ -8,11 +8,16 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
+from svgan.training.evaluate import PLOTS, EvalConfig, evaluate_run, plot_horizon
 from svgan.training.horizon_metrics import (HorizonConfig, autocorrelation, band_power, horizon_report,
                                             late_frames, slow_band_nperseg, slow_band_report, welch_psd,
                                             welch_segments, window_fd_at)
 from svgan.training.motion_metrics import Gaussian, frechet_distance, windows
+from svgan.training.synthetic import SyntheticConfig, make_sequence, save_npz
+from svgan.training.trainer import TrainConfig, start_run
+from svgan.training.wplus_data import load_wplus
 
 FPS = 25.0
 # Eight "PCA components", largest first: each an Ornstein-Uhlenbeck mixture of a slow part (6-12 s, head drift
@@ -147,3 +152,32 @@ def test_building_blocks() -> None:
     reference = windows(real, 25, 1, 8)
     assert window_fd_at(x.repeat(4, axis=2), 100, Gaussian.fit(reference)) == pytest.approx(
         frechet_distance(x.repeat(4, axis=2)[:, 100:125].reshape(3, -1), reference))
+
+
+# ------------------------------------------------------------------------------------- through svgan-eval
+
+def test_evaluate_run_reports_horizons_and_draws_horizon_png(tmp_path) -> None:
+    """A 2-iteration run on 60 s of synthetic codes (4 x 32): only the keys and the plot are checked (~5 s;
+    the slow CLI test in test_motion_metrics.py draws all of `write_plots`)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # tiny models: a second thread only adds synchronisation
+    try:
+        save_npz(tmp_path / "seq.npz", make_sequence(SyntheticConfig(seconds=60, n_styles=4, style_dim=32)))
+        config = TrainConfig(epochs=1, batch_size=8, critic_steps=1, generator={"hidden_dim": 16, "h_mlp_width": 16,
+                             "t_mlp_width": 32}, critic={"e_width": 32, "conv_channels": (8, 16, 32)})
+        start_run(load_wplus(tmp_path / "seq.npz", window=25), tmp_path / "run", config).run(max_iterations=2)
+        evaluation = evaluate_run(tmp_path / "run", tmp_path / "seq.npz", EvalConfig(short=8, long=2))
+        plot_horizon(evaluation, tmp_path / "horizon.png")
+    finally:
+        torch.set_num_threads(threads)
+    summary = json.loads(json.dumps(evaluation.summary))
+    for key in ("short", "long", "self", "looping", "long_short_window_fd_ratio", "real_variance", "horizon"):
+        assert key in summary
+    assert list(summary["horizon"]) == ["250", "1500"] and summary["settings"]["long_frames"] == 1525
+    long_horizon = summary["horizon"]["1500"]
+    assert set(long_horizon) >= {"window_fd", "window_fd_floor", "blocks", "late_frames", "slow_band",
+                                 "autocorrelation", "looping"}
+    assert all(long_horizon["window_fd"][k]["fd"] is not None for k in ("0", "1", "5", "10", "30", "60"))
+    assert len(long_horizon["blocks"]) == 6
+    assert long_horizon["slow_band"]["power_db"] is None and "60 s" in long_horizon["slow_band"]["reason"]
+    assert "horizon.png" in PLOTS and (tmp_path / "horizon.png").stat().st_size > 10_000

@@ -188,11 +188,15 @@ def test_cli_writes_json_and_plots(runs, tmp_path) -> None:
                       "--short", "64", "--long", "2", "--long-frames", "300")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)  # stdout holds the JSON and nothing else
-    for key in ("short", "long", "self", "looping", "long_short_window_fd_ratio", "plots"):
+    for key in ("short", "long", "self", "looping", "long_short_window_fd_ratio", "plots", "horizon"):
         assert key in summary
     assert summary["data"] == str(runs["data"]) and summary["long"]["windows"] == 2 * 12
-    for name in ("losses.png", "trajectories.png", "metrics.png"):
+    # --long-frames 300 holds the 250-frame horizon (its 10-s window reaches frame 275); 1,500 gets a reason.
+    assert summary["horizon"]["250"]["window_fd"]["10"]["fd"] is not None
+    assert "--long-frames" in summary["horizon"]["1500"]["reason"]
+    for name in ("losses.png", "trajectories.png", "metrics.png", "horizon.png"):
         assert (tmp_path / "plots" / name).stat().st_size > 10_000
+    assert "horizon 250 frames: window FD at 0 s" in done.stderr
 
 
 def test_cli_refuses_a_folder_without_checkpoint_in_one_line(tmp_path) -> None:
