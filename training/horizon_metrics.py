@@ -155,8 +155,8 @@ def block_report(trajectories: np.ndarray, real: np.ndarray, length: int, block:
     """One entry per `block`-frame block of the first `length` frames of [B, T, k] (the last block may be
     shorter): frames, spread ratio and mean offset of the top `components`, their min/max spread and largest
     |offset| (with its component, 0-based)."""
-    std = real.std(0)
-    mean, std = real.mean(0), np.where(std > 0, std, 1.0)
+    mean, std = real.mean(0), real.std(0)
+    std = np.where(std > 0, std, 1.0)   # a component the data never moves in: report raw units, not inf
     out = []
     for start in range(0, length, block):
         stop = min(start + block, length)
