@@ -85,3 +85,17 @@ def test_synthetic_sequence(tmp_path):
     assert json.loads(out)["frames"] == 100
     sequence = load_wplus(tmp_path / "s.npz", window=25)
     assert sequence.wplus.shape == (100, 4, 512) and sequence.fps == 25.0
+
+
+def test_synthetic_slow_dynamics_options(tmp_path):
+    code, out, err = run(["--synthetic", "4", "--n-styles", "4", "--slow-drift", "0.5", "--slow-drift-tau", "8",
+                          "--moods", "3", "--mood-seconds", "2", "--mood-shift", "0.5", "-o", tmp_path / "s.npz",
+                          "--json", "-"])
+    assert code == 0, err
+    assert json.loads(out)["moods"] == 3
+    with np.load(tmp_path / "s.npz") as data:
+        recorded = json.loads(str(data["provenance"]))["config"]
+    assert (recorded["slow_drift_std"], recorded["slow_drift_tau"], recorded["moods"], recorded["mood_seconds"],
+            recorded["mood_shift"]) == (0.5, 8.0, 3, 2.0, 0.5)
+    code, _, err = run(["--synthetic", "4", "--moods", "1", "-o", tmp_path / "x.npz"])
+    assert code == 1 and err.strip().count("\n") == 0 and "moods" in err and "Traceback" not in err

@@ -14,11 +14,11 @@ import pytest
 import scipy.linalg
 import torch
 
-from svgan.training.evaluate import recorded_data_path, sample_pca_trajectories
-from svgan.training.motion_metrics import (MotionMetricsConfig, chunks, frechet_distance, looping_score,
-                                           motion_report, windows)
 from svgan.models import PCABasis, RunError, load_run_generator
 from svgan.models.run import PCA_FILE
+from svgan.training.evaluate import recorded_data_path, sample_pca_trajectories
+from svgan.training.motion_metrics import (Gaussian, MotionMetricsConfig, chunks, frechet_distance, looping_score,
+                                           motion_report, sample_frechet_distance, windows)
 from svgan.training.pca import fit_pca
 from svgan.training.synthetic import SyntheticConfig, make_sequence, save_npz
 from svgan.training.trainer import TrainConfig, start_run
@@ -81,6 +81,17 @@ def test_frechet_distance_matches_the_sqrtm_formula_and_survives_singular_covari
     assert frechet_distance(frozen, y) == pytest.approx(np.sum(y.mean(0) ** 2) + np.trace(cy), rel=1e-9)
     few = frechet_distance(x[:4], y)  # fewer samples than dimensions: a singular covariance
     assert np.isfinite(few) and few > 0
+
+
+def test_sample_frechet_distance_is_frechet_distance_for_few_and_many_samples() -> None:
+    rng = np.random.default_rng(2)
+    reference = gaussian(rng, 5000, np.ones(20), rng.standard_normal((20, 20)))
+    fitted = Gaussian.fit(reference)
+    for n in (3, 16, 20, 60):   # n <= d: the n x n route; n > d: the d x d one
+        x = gaussian(rng, n, np.zeros(20), rng.standard_normal((20, 20)))
+        # rel 1e-7, not 1e-9: with n < d the d x d route takes square roots of d - n + 1 rounding-error
+        # eigenvalues (sqrt(1e-14) = 1e-7 each), which the n x n route never forms.
+        assert sample_frechet_distance(x, fitted) == pytest.approx(frechet_distance(x, reference), rel=1e-7)
 
 
 def test_windows_are_consecutive_frames_flattened_frame_major() -> None:
@@ -179,11 +190,15 @@ def test_cli_writes_json_and_plots(runs, tmp_path) -> None:
                       "--short", "64", "--long", "2", "--long-frames", "300")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)  # stdout holds the JSON and nothing else
-    for key in ("short", "long", "self", "looping", "long_short_window_fd_ratio", "plots"):
+    for key in ("short", "long", "self", "looping", "long_short_window_fd_ratio", "plots", "horizon"):
         assert key in summary
     assert summary["data"] == str(runs["data"]) and summary["long"]["windows"] == 2 * 12
-    for name in ("losses.png", "trajectories.png", "metrics.png"):
+    # --long-frames 300 holds the 250-frame horizon (its 10-s window reaches frame 275); 1,500 gets a reason.
+    assert summary["horizon"]["250"]["window_fd"]["10"]["fd"] is not None
+    assert "--long-frames" in summary["horizon"]["1500"]["reason"]
+    for name in ("losses.png", "trajectories.png", "metrics.png", "horizon.png"):
         assert (tmp_path / "plots" / name).stat().st_size > 10_000
+    assert "horizon 250 frames: window FD at 0 s" in done.stderr
 
 
 def test_cli_refuses_a_folder_without_checkpoint_in_one_line(tmp_path) -> None:

@@ -1,8 +1,10 @@
-"""Synthetic W+ sequences (svgan.training.synthetic): determinism, shapes, rank, dynamics, speed, file layout."""
+"""Synthetic W+ sequences (svgan.training.synthetic): determinism, shapes, rank, dynamics, speed, file layout, and
+the optional slow dynamics (slow drift, mood switches): off by default and byte-identical to before they existed."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from svgan.training.horizon_metrics import band_power, welch_psd
 from svgan.training.synthetic import (
     STATE_NAMES,
     SyntheticConfig,
@@ -123,7 +126,73 @@ def test_save_npz(tmp_path: Path) -> None:
         assert json.loads(str(data["provenance"]))["source"] == "svgan.training.synthetic"
 
 
-@pytest.mark.parametrize("field, value", [("fps", 0), ("blink_hz", -1), ("wplus_noise", -0.1), ("seconds", 0)])
+def sha256(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def test_defaults_are_byte_identical_to_before_the_slow_dynamics() -> None:
+    """Recorded from commit 3df20c9 (before the slow-dynamics options) on this workplace's x86-64 CPU with numpy
+    2.4.6. Another CPU's SIMD maths could change a last bit of exp/cos or the float32 matmul; then re-record from
+    that commit on that machine, the point being that the options, when off, change nothing."""
+    seq = make_sequence(SyntheticConfig(seconds=8, n_styles=4, style_dim=32, seed=3))
+    assert sha256(seq["state"].tobytes()) == "e4a11c94aee6729fb96b7b8080069602fc0d748327333f818428877f4638e6f5"
+    assert sha256(seq["wplus"].tobytes()) == "6fc30d3ef67fe4b7608e46b0a7f18338c86bfa7fd5618b4f9861edb59652e9c8"
+    assert sha256(seq["provenance"]) == "46b11fe33ecbb8d2abb24a99c701ecb5a224cd0f6e96a9c1bba5c7bc2126ac14"
+
+
+def slow_band(cfg: SyntheticConfig, names: tuple[str, ...], band: tuple[float, float] = (0.02, 0.3),
+              nperseg: int = 1250) -> np.ndarray:
+    """Welch power of the named state components in `band` (svgan-eval's slow band by default), [len(names)]."""
+    state = simulate_state(cfg)[:, [STATE_NAMES.index(name) for name in names]]
+    return band_power(*welch_psd(state, cfg.fps, nperseg), band)
+
+
+def db(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return 10 * np.log10(a / b)
+
+
+POSE = ("yaw", "pitch", "roll")
+MOOD = ("smile", "brow_raise", "yaw", "pitch")
+
+
+def test_slow_drift_adds_slow_band_power_to_the_head_pose() -> None:
+    """10 minutes: the drift (std 0.6, as large as the fast yaw drift) raises each pose component's power in
+    0.02-0.3 Hz (measured over seeds 0-5: yaw +0.7 to +1.7 dB, its 20-s drift being mostly slower than 0.02 Hz;
+    pitch +2.1 to +3.2, roll +2.4 to +3.7) and changes nothing else."""
+    base, drift = SyntheticConfig(seconds=600), SyntheticConfig(seconds=600, slow_drift_std=0.6)
+    gain = db(slow_band(drift, POSE), slow_band(base, POSE))
+    assert gain[0] > 0.5 and np.all(gain[1:] > 1.5)
+    others = [STATE_NAMES.index(name) for name in STATE_NAMES if name not in POSE]
+    np.testing.assert_array_equal(simulate_state(drift)[:, others], simulate_state(base)[:, others])
+
+
+def test_moods_add_slow_power_mostly_below_the_slow_band() -> None:
+    """Four moods, 20-60 s each: a switch every ~40 s puts most of its power below 0.02 Hz, so svgan-eval's band
+    gains less (summed over the shifted components, seeds 0-5: +0.5 to +2.2 dB in 0.02-0.3 Hz, +2.7 to +7.5 dB in
+    0.005-0.02 Hz); the regimes show in the spread and offset per block instead."""
+    base, moods = SyntheticConfig(seconds=600), SyntheticConfig(seconds=600, moods=4)
+    assert db(slow_band(moods, MOOD).sum(), slow_band(base, MOOD).sum()) > 0.3
+    slower = dict(band=(0.005, 0.02), nperseg=5000)
+    assert db(slow_band(moods, MOOD, **slower).sum(), slow_band(base, MOOD, **slower).sum()) > 2.0
+    others = [STATE_NAMES.index(name) for name in STATE_NAMES if name not in MOOD]
+    np.testing.assert_array_equal(simulate_state(moods)[:, others], simulate_state(base)[:, others])
+    # The offsets hold still between switches: a mood lasts at least 20 s (eased over 1 s at each end).
+    offsets = simulate_state(moods)[:, STATE_NAMES.index("smile")] - simulate_state(base)[:, STATE_NAMES.index("smile")]
+    changing = np.flatnonzero(np.abs(np.diff(offsets)) > 1e-6)
+    runs = np.diff(changing)
+    assert runs[runs > 1].min() >= 19 * 25
+
+
+def test_slow_dynamics_are_recorded_in_the_provenance() -> None:
+    cfg = SyntheticConfig(seconds=2, moods=3, slow_drift_std=0.5)
+    recorded = json.loads(make_sequence(cfg)["provenance"])["config"]
+    assert recorded["moods"] == 3 and recorded["slow_drift_std"] == 0.5 and recorded["mood_seconds"] == 40.0
+    assert "moods" not in json.loads(make_sequence(SyntheticConfig(seconds=2))["provenance"])["config"]
+
+
+@pytest.mark.parametrize("field, value", [("fps", 0), ("blink_hz", -1), ("wplus_noise", -0.1), ("seconds", 0),
+                                          ("slow_drift_std", -0.1), ("slow_drift_tau", 0), ("moods", 1),
+                                          ("mood_seconds", 0), ("mood_shift", -1)])
 def test_invalid_config(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         SyntheticConfig(**{field: value})

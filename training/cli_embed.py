@@ -20,17 +20,18 @@ from .embed import (EmbedOptions, Embedding, aligned_frames, encode_frames, prov
 from .synthetic import SyntheticConfig, make_sequence, save_npz
 
 DEFAULTS = EmbedOptions()
+SYNTHETIC = SyntheticConfig()
 
 
 def _bar(desc: str, total: int | None) -> tqdm:
     return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, dynamic_ncols=True)
 
 
-def _synthetic(seconds: float, n_styles: int, seed: int, out: Path) -> dict:
-    sequence = make_sequence(SyntheticConfig(seconds=seconds, n_styles=n_styles, seed=seed))
+def _synthetic(config: SyntheticConfig, out: Path) -> dict:
+    sequence = make_sequence(config)
     save_npz(out, sequence)
-    return {"output": str(out), "frames": len(sequence["wplus"]), "fps": sequence["fps"], "n_styles": n_styles,
-            "synthetic": True}
+    return {"output": str(out), "frames": len(sequence["wplus"]), "fps": sequence["fps"], "n_styles": config.n_styles,
+            "synthetic": True, "slow_drift_std": config.slow_drift_std, "moods": config.moods}
 
 
 def _embed_video(video: Path, checkpoint: Path, out: Path, options: EmbedOptions, preview: Path | None) -> dict:
@@ -79,19 +80,43 @@ def _embed_video(video: Path, checkpoint: Path, out: Path, options: EmbedOptions
               help="Instead of a video: write a synthetic W+ sequence of this length (known dynamics, no weights).")
 @click.option("--n-styles", default=18, help="With --synthetic: styles per code (18 = 1024x1024).")
 @click.option("--seed", default=0, help="With --synthetic: the motion's seed.")
+@click.option("--slow-drift", "slow_drift_std", type=click.FloatRange(min=0), default=SYNTHETIC.slow_drift_std,
+              metavar="STD", help="With --synthetic: add a slow Ornstein-Uhlenbeck head drift with this std (state "
+                                  "units; the fast yaw drift has 0.6) to yaw, 0.6x to pitch, 0.35x to roll. 0: off.")
+@click.option("--slow-drift-tau", type=click.FloatRange(min=0, min_open=True), default=SYNTHETIC.slow_drift_tau,
+              metavar="SECONDS", help="With --slow-drift: its time constant; yaw drifts with 2x, pitch 1x, roll 0.5x "
+                                      "(20, 10, 5 s by default).")
+@click.option("--moods", type=int, default=SYNTHETIC.moods, metavar="N",
+              help="With --synthetic: switch between N >= 2 moods (a Markov chain; each mood offsets smile, brow "
+                   "raise, yaw and pitch). 0: off.")
+@click.option("--mood-seconds", type=click.FloatRange(min=0, min_open=True), default=SYNTHETIC.mood_seconds,
+              metavar="SECONDS", help="With --moods: mean time in a mood; each stay lasts 0.5-1.5x this.")
+@click.option("--mood-shift", type=click.FloatRange(min=0), default=SYNTHETIC.mood_shift, metavar="STDS",
+              help="With --moods: std of a mood's offset of each shifted component, in that component's own stds.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-embed")
 def main(video: Path | None, checkpoint: Path | None, output: Path, aligned: bool, sigma_centre: float,
          sigma_side: float, sigma_angle: float, detect_size: int, batch_size: int, max_frames: int | None,
          device: str, preview: Path | None, synthetic: float | None, n_styles: int, seed: int,
+         slow_drift_std: float, slow_drift_tau: float, moods: int, mood_seconds: float, mood_shift: float,
          json_out: Path | None) -> None:
     """Turn a training VIDEO into a sequence of W+ codes: align every frame's face (FFHQ-style, eye corners
     only, temporally low-passed), then encode it with pSp. Frames without a face get interpolated crops and
-    are counted in the summary."""
+    are counted in the summary.
+
+    With --synthetic SECONDS, write a synthetic sequence instead (no video, no weights): speech-like mouth
+    motion, blinks, gaze, head and expression drift, optionally with slow dynamics (--slow-drift, --moods; off
+    by default, so sequences written before they existed keep their bytes)."""
     start = time.perf_counter()
     if synthetic is not None:
-        summary = _synthetic(synthetic, n_styles, seed, output)
+        try:
+            config = SyntheticConfig(seconds=synthetic, n_styles=n_styles, seed=seed, slow_drift_std=slow_drift_std,
+                                     slow_drift_tau=slow_drift_tau, moods=moods, mood_seconds=mood_seconds,
+                                     mood_shift=mood_shift)
+        except ValueError as e:
+            raise UserError(str(e)) from e
+        summary = _synthetic(config, output)
     else:
         if video is None or checkpoint is None:
             raise UserError("give a VIDEO and --psp CKPT (or --synthetic SECONDS)")

@@ -1,17 +1,21 @@
-"""`svgan-eval RUN`: motion quality of a trained run in W+ (DESIGN §10; the paper's short/long FID and FVD)."""
+"""`svgan-eval RUN`: motion quality of a trained run in W+ (DESIGN §10; the paper's short/long FID and FVD) and
+its long-horizon behaviour as a function of time since the stream started (DESIGN §5b)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from svgan.errors import fail, one_line_errors
 
-from .evaluate import EVAL_DIR, EvalConfig, evaluate_run, write_plots
+from .evaluate import EVAL_DIR, PLOTS, EvalConfig, evaluate_run, measured_horizons, write_plots
 
 DEFAULTS = EvalConfig()
+HORIZON = DEFAULTS.horizon
 
 
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
@@ -19,33 +23,56 @@ DEFAULTS = EvalConfig()
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The W+ training sequence (.npz). Default: the file recorded in RUN/config.json.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the JSON summary here ('-' for stdout).")
+              help="Write the JSON summary here ('-' for stdout). Default: not written (the one-line summary "
+                   "on stderr and the plots only).")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help=f"Folder for losses.png, trajectories.png, metrics.png. Default: RUN/{EVAL_DIR}.")
+              help=f"Folder for {', '.join(PLOTS)}. Default: RUN/{EVAL_DIR}.")
 @click.option("--short", type=click.IntRange(min=2), default=None,
               help="Independent 25-frame samples. Default: as many as the long set has windows "
                    "(--long x --long-frames / 25), so both window FDs carry the same sampling bias.")
 @click.option("--long", "long_", type=click.IntRange(min=1), default=DEFAULTS.long,
               help="Long samples, each cut into non-overlapping 25-frame windows.")
 @click.option("--long-frames", type=click.IntRange(min=DEFAULTS.metrics.min_loop_frames()),
-              default=DEFAULTS.long_frames, help="Frames per long sample (the looping score uses these).")
+              default=DEFAULTS.long_frames,
+              help="Frames per long sample: the long FDs and the looping score use all of them, each horizon "
+                   "its first N. The default is the paper's 1,500 plus one 25-frame window, so that the window "
+                   "starting at 60 s fits; 1500 reproduces figures measured before the horizon report.")
+@click.option("--horizon", "horizons", type=click.IntRange(min=1), multiple=True, default=HORIZON.horizons,
+              help="Report the long-horizon metrics for the stream's first N frames (repeat for several; the "
+                   "paper's t = 250 and its 1,500-frame samples by default). A horizon longer than "
+                   "--long-frames is reported as null with the reason.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Device G is sampled on.")
 @click.option("--seed", default=DEFAULTS.seed, help="Seeds G's inputs (short: SEED, long: SEED + 1).")
 @one_line_errors("svgan-eval")
 def main(run_dir: Path, data: Path | None, json_out: Path | None, plots_dir: Path | None, short: int | None,
-         long_: int, long_frames: int, device: str, seed: int) -> None:
+         long_: int, long_frames: int, horizons: tuple[int, ...], device: str, seed: int) -> None:
     """Score the motion of RUN's EMA generator against its W+ training sequence.
 
-    Frame and 25-frame-window Fréchet distances in the run's PCA space, for short (25-frame) and long
-    samples, their long/short ratio, and a looping score (1: as repetitive as the training video, > 1: loops);
-    plus the same FDs between the two halves of the training sequence, as a floor. Progress goes to stderr.
+    \b
+    The paper's figures (JSON keys "short", "long", "self", "looping", "long_short_window_fd_ratio"):
+    frame and 25-frame-window Fréchet distances in the run's PCA space for short (25-frame) and long samples,
+    their long/short ratio, a looping score (1: as repetitive as the training video, > 1: loops), and the same
+    FDs between the two halves of the training sequence as a floor.
+
+    \b
+    Long-horizon figures (key "horizon", one entry per --horizon; plot horizon.png), by time since G's
+    initial state, for the top PCA components:
+      window FD of the window starting at 0, 1, 5, 10, 30, 60 s (one per long sample; "window_fd_floor":
+        the FD of as many random training windows, what a perfect generator scores);
+      spread ratio (std / data std) and mean offset (in data stds) per 10-s block, top 8 components;
+      slow-band power (Welch, 0.02-0.3 Hz) of the late frames (after 10 s) against the data's, in dB,
+        top 4; needs late stretches of 50 s and at least 125 s of training data, else null with the reason;
+      autocorrelation at lags of 1, 2, 5, 10, 20 s, late frames against the data, top 4;
+      the looping score over the horizon.
+    Progress goes to stderr.
     """
     if device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             fail("svgan-eval", "--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
-    config = EvalConfig(short=short, long=long_, long_frames=long_frames, seed=seed)
+    config = EvalConfig(short=short, long=long_, long_frames=long_frames, seed=seed,
+                        horizon=dataclasses.replace(HORIZON, horizons=tuple(sorted(set(horizons)))))
     evaluation = evaluate_run(run_dir, data, config, device,
                               progress=lambda message: click.echo(f"svgan-eval: {message}", err=True))
     plots = write_plots(evaluation, run_dir, run_dir / EVAL_DIR if plots_dir is None else plots_dir)
@@ -55,9 +82,25 @@ def main(run_dir: Path, data: Path | None, json_out: Path | None, plots_dir: Pat
                f"(ratio {summary['long_short_window_fd_ratio']:.3f}, self {summary['self']['window_fd']:.4g}); "
                f"frame FD short {s['frame_fd']:.4g}, long {lo['frame_fd']:.4g}; looping score {loop['score']:.3f}; "
                f"plots in {plots[0].parent}", err=True)
+    for line in horizon_lines(summary):
+        click.echo(f"svgan-eval: {line}", err=True)
     if json_out is not None:
         text = json.dumps(summary, indent=2)
         click.echo(text) if str(json_out) == "-" else json_out.write_text(text + "\n")
+
+
+def horizon_lines(summary: dict[str, Any]) -> list[str]:
+    """One stderr line per measured horizon: window FD at the first and last start against the floor, the last
+    block's spread range and largest offset, the slow-band power."""
+    lines = []
+    for key, h in measured_horizons(summary).items():
+        fds = {k: e["fd"] for k, e in h["window_fd"].items() if e["fd"] is not None}
+        last, band = h["blocks"][-1], h["slow_band"]["power_db"]
+        lines.append(f"horizon {key} frames: window FD at " + ", ".join(f"{k} s {v:.4g}" for k, v in fds.items())
+                     + f" (floor {h['window_fd_floor']['fd']:.4g}); last block spread {last['spread_min']:.2f}-"
+                     f"{last['spread_max']:.2f}, largest |offset| {last['offset_max_abs']:.2f}; slow band "
+                     + ("n/a" if band is None else " ".join(f"{v:+.1f}" for v in band) + " dB"))
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
 """`svgan-eval`'s work: sample a run's EMA generator, score its motion (`motion_metrics`), draw the plots.
 
 G is sampled the way the paper evaluates it (§4): a "short" set of independent samples as long as the training
-window and a "long" set of 1,500-frame samples (the length the paper shows), both from the EMA generator that
-gets exported. Long samples are stepped frame by frame (the runtime's `init`/`step` path) and projected to the
-run's PCA coordinates a chunk at a time, so W+ is never held whole: 16 x 1,500 frames of 18 x 512 floats would
-be 880 MB, their 32 PCA coordinates are 3 MB.
+window and a "long" set of 1,525-frame samples (the 1,500 frames the paper shows, plus one window so that the
+window starting at 60 s fits), both from the EMA generator that gets exported. Long samples are stepped frame by
+frame (the runtime's `init`/`step` path) and projected to the run's PCA coordinates a chunk at a time, so W+ is
+never held whole: 16 x 1,525 frames of 18 x 512 floats would be 900 MB, their 32 PCA coordinates are 3 MB.
+
+The long samples feed both the paper's figures (`motion_metrics.motion_report`: FDs over all their windows,
+looping score) and the long-horizon ones (`horizon_metrics.horizon_report`, DESIGN §5b: the same questions as
+functions of the time since the stream started, at the paper's t = 250 and at 1,500 frames). G is recurrent, so
+the first T frames of a long sample are exactly a T-frame sample: one long set serves every horizon.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,12 +29,13 @@ import torch
 from svgan.models import PCABasis, TemporalGenerator, load_run_generator
 from svgan.models.run import PCA_FILE, RunError
 
+from .horizon_metrics import HorizonConfig, horizon_report, slow_band_nperseg, welch_psd
 from .motion_metrics import MotionMetricsConfig, motion_report
 from .trainer import METRICS
 from .wplus_data import DataError, load_wplus
 
 EVAL_DIR = "eval"
-PLOTS = ("losses.png", "trajectories.png", "metrics.png")
+PLOTS = ("losses.png", "trajectories.png", "metrics.png", "horizon.png")
 
 
 @dataclass(frozen=True)
@@ -36,19 +43,25 @@ class EvalConfig:
     """What to sample. The paper used 2,048 short and 128 long (>= 128-frame) samples of images; in W+ far
     fewer suffice for stable FDs (see `motion_metrics.MotionMetricsConfig`).
 
-    `short` None means as many short samples as the long set has windows (16 x 1500 / 25 = 960): window FDs
+    `short` None means as many short samples as the long set has windows (16 x 1525 // 25 = 976): window FDs
     estimated from equally many windows carry the same sampling bias, so their long/short ratio compares like
     with like (with 512 short vs 960 long windows a perfect generator's ratio is about 0.8, not 1).
+
+    `long_frames` is the paper's 1,500 ("e.g. 1500 frames") plus one 25-frame window, so that the long-horizon
+    window FD at 60 s (frames 1,500-1,524) fits; before the long-horizon report it was 1,500, and the figures in
+    docs/demo-world.md were measured with `--long-frames 1500` (which reproduces them; the 60-s window is then
+    null with its reason).
     """
 
     short: int | None = None       # independent window-length samples (None: the long set's window count)
     long: int = 16                 # long samples
-    long_frames: int = 1500        # frames per long sample (paper: "e.g. 1500 frames")
+    long_frames: int = 1525        # frames per long sample: the paper's 1,500 + one window (see above)
     seed: int = 0                  # short samples use seed, long ones seed + 1
     batch: int = 64                # samples generated at once
     chunk: int = 50                # frames of W+ held per batch before projecting to PCA (batch x chunk x
                                    # 18 x 512 floats: 118 MB at the defaults)
     metrics: MotionMetricsConfig = field(default_factory=MotionMetricsConfig)
+    horizon: HorizonConfig = field(default_factory=HorizonConfig)
 
     def short_count(self) -> int:
         return self.long * (self.long_frames // self.metrics.window) if self.short is None else self.short
@@ -60,6 +73,7 @@ class Evaluation:
     long: np.ndarray          # [long, long_frames, k] PCA coordinates of the long samples
     real: np.ndarray          # [N, k] PCA coordinates of the training sequence
     fps: float
+    config: EvalConfig = field(default_factory=EvalConfig)   # what was sampled and measured (the plots re-read it)
 
 
 @torch.no_grad()
@@ -139,18 +153,22 @@ def evaluate_run(run_dir: Path, data: Path | None = None, config: EvalConfig = E
                "frames": len(sequence.wplus), "fps": sequence.fps,
                "settings": {**asdict(config), "short": config.short_count()},
                **motion_report(short, long, real, config.metrics)}
-    return Evaluation(summary=summary, long=long, real=real, fps=sequence.fps)
+    progress(f"computing the long-horizon metrics at {', '.join(map(str, config.horizon.horizons))} frames")
+    summary["horizon"] = horizon_report(long, real, sequence.fps, config.horizon, config.metrics)
+    return Evaluation(summary=summary, long=long, real=real, fps=sequence.fps, config=config)
 
 
 # ------------------------------------------------------------------------------------------------------ plots
 
 def write_plots(evaluation: Evaluation, run_dir: Path, out_dir: Path) -> list[Path]:
-    """losses.png (from metrics.csv), trajectories.png, metrics.png in `out_dir`; returns their paths."""
+    """losses.png (from metrics.csv), trajectories.png, metrics.png, horizon.png in `out_dir`; returns their
+    paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / name for name in PLOTS]
     plot_losses(run_dir / METRICS, paths[0])
     plot_trajectories(evaluation.long[0], evaluation.real, evaluation.fps, paths[1])
     plot_metric_table(evaluation.summary, paths[2])
+    plot_horizon(evaluation, paths[3])
     return paths
 
 
@@ -232,9 +250,38 @@ def metric_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         (f"looping score ({loop['frames']} frames)", f"{loop['score']:.3f}"),
         ("looping score per long sample: min / median / max",
          " / ".join(f"{f(loop['per_sample']):.3f}" for f in (np.min, np.median, np.max))),
+        *horizon_rows(summary),
         ("training frames / variance", f"{summary['frames']} / {summary['real_variance']:.4g}"),
         ("iteration", str(summary["iteration"])),
     ]
+
+
+def measured_horizons(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The horizons the long samples held (the others carry only a "reason"), shortest first."""
+    return {key: h for key, h in summary.get("horizon", {}).items() if "blocks" in h}
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}g}"
+
+
+def horizon_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """(name, value) rows of the long-horizon figures: window FD at the first and last start, the last block's
+    spread and offset, slow-band power (longest measured horizon), and the looping score per horizon."""
+    horizons = measured_horizons(summary)
+    if not horizons:
+        return []
+    key, h = list(horizons.items())[-1]
+    fds = [(k, e["fd"]) for k, e in h["window_fd"].items() if e["fd"] is not None]
+    last = h["blocks"][-1]
+    band = h["slow_band"]
+    rows = [(f"window FD at {fds[0][0]} s / {fds[-1][0]} s ({key} frames; data floor)",
+             f"{fds[0][1]:.4g} / {fds[-1][1]:.4g} ({h['window_fd_floor']['fd']:.4g})"),
+            (f"block {last['frames'][0]}-{last['frames'][1]}: spread min-max, largest |offset|",
+             f"{last['spread_min']:.2f}-{last['spread_max']:.2f}, {last['offset_max_abs']:.2f}"),
+            (f"slow-band power {band['band_hz'][0]:g}-{band['band_hz'][1]:g} Hz, late frames (dB)",
+             "n/a (see JSON)" if band["power_db"] is None else " ".join(f"{v:+.1f}" for v in band["power_db"]))]
+    return rows + [(f"looping score at {k} frames", _number(v["looping"]["score"], 3)) for k, v in horizons.items()]
 
 
 def plot_metric_table(summary: dict[str, Any], path: Path) -> None:
@@ -249,3 +296,103 @@ def plot_metric_table(summary: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_horizon(evaluation: Evaluation, path: Path) -> None:
+    """horizon.png: the long-horizon figures of the longest measured horizon (DESIGN §5b) against time since
+    the stream started: window FD by start time (with the data's floor), spread ratio and mean offset per block,
+    late-frame power spectra against the data's (slow band shaded), autocorrelation at the reported lags."""
+    plt = _pyplot()
+    horizons = measured_horizons(evaluation.summary)
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    if not horizons:
+        for ax in axes.flat:
+            ax.axis("off")
+        axes.flat[0].text(0, 0.5, "no horizon fits the long samples (see the JSON)", transform=axes.flat[0].transAxes)
+    else:
+        key, h = list(horizons.items())[-1]
+        _plot_window_fd(axes[0, 0], h)
+        _plot_blocks(axes[0, 1], axes[0, 2], h, evaluation.fps)
+        _plot_psd(axes[1, 0], evaluation, h)
+        _plot_autocorrelation(axes[1, 1], h)
+        _plot_horizon_text(axes[1, 2], horizons)
+        fig.suptitle(f"long horizon: {len(evaluation.long)} samples of G from its initial state, first {key} frames")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_window_fd(ax: Any, h: dict[str, Any]) -> None:
+    measured = [(float(k), e["fd"]) for k, e in h["window_fd"].items() if e["fd"] is not None]
+    ax.plot(*zip(*measured), "o-", label="generated (one window per sample)")
+    floor = h["window_fd_floor"]
+    ax.axhline(floor["fd"], color="k", ls="--", lw=0.8, label=f"{floor['windows']} random training windows")
+    ax.set_xscale("symlog", linthresh=1)   # starts from 0 s to a minute: linear below 1 s, logarithmic above
+    ax.set_xlim(0, max(x for x, _ in measured) * 1.5 + 0.5)
+    ax.set(xlabel="window start (s since init)", ylabel="window FD", title="window FD by start time")
+    ax.legend(fontsize=8)
+
+
+def _plot_blocks(spread_ax: Any, offset_ax: Any, h: dict[str, Any], fps: float) -> None:
+    mids = np.array([sum(b["frames"]) / 2 / fps for b in h["blocks"]])
+    spread = np.array([b["spread"] for b in h["blocks"]])
+    offset = np.array([b["offset"] for b in h["blocks"]])
+    for c in range(spread.shape[1]):
+        spread_ax.plot(mids, spread[:, c], "o-", ms=3, lw=0.8, label=f"PCA {c + 1}")
+        offset_ax.plot(mids, offset[:, c], "o-", ms=3, lw=0.8)
+    spread_ax.axhline(1, color="k", lw=0.8)
+    offset_ax.axhline(0, color="k", lw=0.8)
+    spread_ax.set(xlabel="block centre (s)", ylabel="generated std / data std", title="spread ratio per block")
+    offset_ax.set(xlabel="block centre (s)", ylabel="(generated - data mean) / data std",
+                  title="mean offset per block")
+    spread_ax.legend(fontsize=7, ncol=2)
+
+
+def _plot_psd(ax: Any, evaluation: Evaluation, h: dict[str, Any]) -> None:
+    band = h["slow_band"]
+    ax.set_title("power spectra: late frames (-) vs data (--)")
+    if band["power_db"] is None:
+        ax.set_axis_off()
+        ax.text(0, 0.9, "slow band not measured:\n" + textwrap.fill(band["reason"], 55), va="top",
+                transform=ax.transAxes, fontsize=8)
+        return
+    config = evaluation.config.horizon
+    nperseg = slow_band_nperseg(evaluation.fps, config.slow_band[0])
+    start, stop = h["late_frames"]
+    k = config.psd_components
+    freqs, generated = welch_psd(evaluation.long[:, start:stop, :k], evaluation.fps, nperseg)
+    _, data = welch_psd(evaluation.real[:, :k], evaluation.fps, nperseg)
+    for c in range(k):
+        line, = ax.loglog(freqs[1:], generated[1:, c], lw=1, label=f"PCA {c + 1}: {band['power_db'][c]:+.1f} dB")
+        ax.loglog(freqs[1:], data[1:, c], lw=1, ls="--", color=line.get_color())
+    ax.axvspan(*config.slow_band, color="0.9", zorder=0)
+    ax.set(xlabel="Hz", ylabel="PSD")
+    ax.legend(fontsize=7, title="slow-band power", title_fontsize=7)
+
+
+def _plot_autocorrelation(ax: Any, h: dict[str, Any]) -> None:
+    lags = [(float(k), e) for k, e in h["autocorrelation"].items()]
+    for side, style in (("generated", "o-"), ("data", "s--")):
+        points = [(lag, e[side]) for lag, e in lags if e[side] is not None]
+        if points:
+            x, values = zip(*points)
+            for c, line in enumerate(np.array(values).T):
+                ax.plot(x, line, style, ms=3, lw=0.8, color=f"C{c}",
+                        label=f"PCA {c + 1}" if side == "generated" else None)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(xlabel="lag (s)", ylabel="autocorrelation", title="autocorrelation: late (o-) vs data (s--)")
+    ax.legend(fontsize=7)
+
+
+def _plot_horizon_text(ax: Any, horizons: dict[str, dict[str, Any]]) -> None:
+    ax.axis("off")
+    lines = []
+    for key, h in horizons.items():
+        last = h["blocks"][-1]
+        band = h["slow_band"]["power_db"]
+        lines += [f"{key} frames ({h['seconds']:g} s), late frames {h['late_frames'][0]}-{h['late_frames'][1]}",
+                  f"  last block spread {last['spread_min']:.2f}-{last['spread_max']:.2f}, "
+                  f"largest |offset| {last['offset_max_abs']:.2f}",
+                  "  slow band " + ("n/a" if band is None else " ".join(f"{v:+.1f}" for v in band) + " dB"),
+                  f"  looping score {_number(h['looping']['score'], 3)}", ""]
+    ax.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8, transform=ax.transAxes)

@@ -15,6 +15,14 @@ State components (`STATE_NAMES`), all roughly O(1):
 * gaze: ``gaze_x``, ``gaze_y`` hold still and jump (saccades, ~0.5 Hz).
 * head pose: ``yaw``, ``pitch``, ``roll`` are Ornstein-Uhlenbeck processes (time constants of seconds).
 
+Slow dynamics, off by default (existing sequences stay byte-identical): real talking heads also move on the scale
+of 5-20 s and change "mood" every half minute or so, which is what a recurrent generator that settles into one
+narrow regime misses (DESIGN §5b) and what `horizon_metrics` measures. ``slow_drift_std`` adds a slow OU head
+drift (yaw, pitch, roll with time constants 2x, 1x, 0.5x ``slow_drift_tau``: 20, 10, 5 s by default);
+``moods`` > 1 adds regime switches: a Markov chain over that many moods, each a fixed offset of smile,
+brow_raise, yaw and pitch, dwelling 0.5-1.5x ``mood_seconds`` (20-60 s) per visit and moving on to any other
+mood with equal probability, the change eased over ~1 s.
+
 The basis mimics where StyleGAN2 keeps these attributes: pose mostly in the coarse styles, mouth and eyes in the
 middle ones, barely anything in the fine (colour/texture) styles. It depends only on `basis_seed`, i.e. it plays the
 role of the generator's semantics and is shared by every identity, while `identity_seed` picks the mean code (the
@@ -74,7 +82,13 @@ _STYLE_PROFILE = {
 _PROFILE_FLOOR = 0.03  # every attribute leaks a little into every style (as lighting/shading does)
 
 # Tags separating the random streams (see module docstring).
-_TAG_IDENTITY, _TAG_BASIS, _TAG_SPEECH, _TAG_BLINK, _TAG_GAZE, _TAG_DRIFT, _TAG_NOISE = range(7)
+_TAG_IDENTITY, _TAG_BASIS, _TAG_SPEECH, _TAG_BLINK, _TAG_GAZE, _TAG_DRIFT, _TAG_NOISE, _TAG_SLOW, _TAG_MOOD = range(9)
+
+# The slow-dynamics fields: left out of the provenance while all are off, so that files written before they
+# existed and files written now with the defaults are the same bytes.
+_SLOW_FIELDS = ("slow_drift_std", "slow_drift_tau", "moods", "mood_seconds", "mood_shift")
+_MOOD_COMPONENTS = ("smile", "brow_raise", "yaw", "pitch")   # what a mood shifts (expression and head carriage)
+_MOOD_EASE_SECONDS = 1.0   # moods change over about this long, not in one frame
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,13 @@ class SyntheticConfig:
     pose_tau: float = 3.0  # yaw, pitch, roll
     expression_tau: float = 4.0  # smile, brow_raise
 
+    # slow dynamics (off by default; see the module docstring)
+    slow_drift_std: float = 0.0  # std of the slow yaw drift (pitch 0.6x, roll 0.35x); 0: off
+    slow_drift_tau: float = 10.0  # its time constant: yaw 2x, pitch 1x, roll 0.5x
+    moods: int = 0  # regime switches between this many moods (>= 2); 0: off
+    mood_seconds: float = 40.0  # mean dwell in a mood; each dwell is uniform in 0.5-1.5x this
+    mood_shift: float = 1.0  # std of a mood's offset of each shifted component, in that component's own stds
+
     # mapping to W+
     identity_std: float = 0.5  # std of the identity mean's coordinates
     motion_scale: float = 0.2  # RMS per coordinate of a unit state change, on its most affected style
@@ -111,15 +132,23 @@ class SyntheticConfig:
 
     def __post_init__(self) -> None:
         positive = ("seconds", "fps", "syllable_hz", "phrase_seconds", "pause_seconds", "blink_hz", "saccade_hz",
-                    "pose_tau", "expression_tau")
+                    "pose_tau", "expression_tau", "slow_drift_tau", "mood_seconds")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"SyntheticConfig.{name} must be positive, got {getattr(self, name)}")
-        for name in ("state_noise", "wplus_noise", "syllable_jitter"):
+        for name in ("state_noise", "wplus_noise", "syllable_jitter", "slow_drift_std", "mood_shift"):
             if getattr(self, name) < 0:
                 raise ValueError(f"SyntheticConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.blink_seconds[0] <= self.blink_seconds[1]:
             raise ValueError(f"SyntheticConfig.blink_seconds needs 0 < low <= high: {self.blink_seconds}")
+        if self.moods == 1 or self.moods < 0:
+            raise ValueError(f"SyntheticConfig.moods must be 0 (off) or >= 2 (a chain needs somewhere to go), "
+                             f"got {self.moods}")
+
+    @property
+    def slow_dynamics(self) -> bool:
+        """Whether slow drift or mood switches are on."""
+        return self.slow_drift_std > 0 or self.moods > 0
 
     @property
     def n_frames(self) -> int:
@@ -243,6 +272,42 @@ def _gaze(cfg: SyntheticConfig, n: int) -> np.ndarray:
     return _smooth(gaze, cfg.fps, 0.08)
 
 
+def _slow_drift(cfg: SyntheticConfig, n: int) -> np.ndarray:
+    """[n, 3] slow OU drift of (yaw, pitch, roll): time constants 2x, 1x, 0.5x `slow_drift_tau`, stds in the
+    proportions of the fast pose drift (the head turns more than it nods, and nods more than it tilts)."""
+    rng = np.random.default_rng([cfg.seed, _TAG_SLOW])
+    taus = cfg.slow_drift_tau * np.array([2.0, 1.0, 0.5])
+    return _ornstein_uhlenbeck(rng, n, 1 / cfg.fps, taus, cfg.slow_drift_std * np.array([1.0, 0.6, 0.35]))
+
+
+def _mood_offsets(cfg: SyntheticConfig, n: int, stds: np.ndarray) -> np.ndarray:
+    """[n, len(_MOOD_COMPONENTS)] offsets of a Markov chain over `moods` moods. Each mood shifts each component by
+    a fixed N(0, (mood_shift x its std)^2) draw; a visit lasts uniform(0.5, 1.5) x `mood_seconds`, then the chain
+    moves to one of the other moods, chosen uniformly; changes are eased over `_MOOD_EASE_SECONDS`."""
+    rng = np.random.default_rng([cfg.seed, _TAG_MOOD])
+    levels = rng.standard_normal((cfg.moods, len(stds))) * cfg.mood_shift * stds
+    offsets = np.empty((n, len(stds)))
+    mood, start = int(rng.integers(cfg.moods)), 0
+    while start < n:
+        stop = start + max(1, round(rng.uniform(0.5, 1.5) * cfg.mood_seconds * cfg.fps))
+        offsets[start:stop] = levels[mood]
+        mood = (mood + 1 + int(rng.integers(cfg.moods - 1))) % cfg.moods   # any mood but this one
+        start = stop
+    return _smooth(offsets, cfg.fps, _MOOD_EASE_SECONDS)
+
+
+def _add_slow_dynamics(cfg: SyntheticConfig, columns: dict[str, np.ndarray], stds: dict[str, float]) -> None:
+    """Adds the slow drift and the mood offsets to `columns` in place (only the parts that are on)."""
+    n = len(columns["yaw"])
+    if cfg.slow_drift_std > 0:
+        for name, drift in zip(("yaw", "pitch", "roll"), _slow_drift(cfg, n).T, strict=True):
+            columns[name] = columns[name] + drift
+    if cfg.moods > 0:
+        offsets = _mood_offsets(cfg, n, np.array([stds[name] for name in _MOOD_COMPONENTS]))
+        for name, offset in zip(_MOOD_COMPONENTS, offsets.T, strict=True):
+            columns[name] = columns[name] + offset
+
+
 def simulate_state(cfg: SyntheticConfig) -> np.ndarray:
     """The noiseless state [n_frames, len(STATE_NAMES)] float32, columns in `STATE_NAMES` order."""
     n = cfg.n_frames
@@ -267,6 +332,8 @@ def simulate_state(cfg: SyntheticConfig) -> np.ndarray:
         "pitch": pitch,
         "roll": roll,
     }
+    if cfg.slow_dynamics:   # skipped entirely when off: adding zeros would turn -0.0 into 0.0
+        _add_slow_dynamics(cfg, columns, dict(zip(("smile", "brow_raise", "yaw", "pitch", "roll"), stds, strict=True)))
     return np.stack([columns[name] for name in STATE_NAMES], axis=1).astype(np.float32)
 
 
@@ -293,7 +360,7 @@ def make_sequence(cfg: SyntheticConfig) -> dict[str, object]:
         block += mean
         if cfg.wplus_noise > 0:
             block += cfg.wplus_noise * rng.standard_normal(block.shape, dtype=np.float32)
-    provenance = json.dumps({"source": "svgan.training.synthetic", "config": dataclasses.asdict(cfg)})
+    provenance = json.dumps({"source": "svgan.training.synthetic", "config": _provenance_config(cfg)})
     return {
         "wplus": wplus.reshape(n, cfg.n_styles, cfg.style_dim),
         "fps": float(cfg.fps),
@@ -301,6 +368,16 @@ def make_sequence(cfg: SyntheticConfig) -> dict[str, object]:
         "state_names": STATE_NAMES,
         "provenance": provenance,
     }
+
+
+def _provenance_config(cfg: SyntheticConfig) -> dict[str, object]:
+    """The config as recorded in a file's provenance: every field, but the slow-dynamics ones only when on
+    (absent fields mean their defaults, i.e. off), so sequences written without them keep their bytes."""
+    config = dataclasses.asdict(cfg)
+    if not cfg.slow_dynamics:
+        for name in _SLOW_FIELDS:
+            del config[name]
+    return config
 
 
 def save_npz(path: str | os.PathLike[str], seq: dict[str, object]) -> None:

@@ -4,8 +4,14 @@ codes' mean and their spread, both in units of the data's std per component.
     python docs/experiments/world_long_horizon.py runs/world/temporal-d runs/world/temporal-d-nogap \
         > docs/demo-world/long-horizon-d.json
 
-Samples 16 trajectories of 1,500 frames with `svgan-eval`'s sampler and seed (its long set), so the blocks
-are the frames behind `svgan-eval`'s long Fréchet distances.
+Samples 16 trajectories of 1,500 frames with `svgan-eval`'s sampler and seed (its long set at
+`--long-frames 1500`), so the blocks are the frames behind `svgan-eval`'s long Fréchet distances in
+docs/demo-world.md.
+
+`svgan-eval` now reports this analysis itself (`summary["horizon"]["1500"]["blocks"]`, 10-s blocks of the top 8
+components, and `horizon.png`; `training/horizon_metrics.py`), with window FD by start time, slow-band power
+and autocorrelation beside it. This script stays to reproduce docs/demo-world/long-horizon-d.json: 250-frame
+blocks, the largest offset and median spread over all 32 components; its maths is `block_moments`.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from svgan.training.evaluate import EvalConfig, recorded_data_path, sample_pca_trajectories
 from svgan.models import PCABasis, load_run_generator
 from svgan.models.run import PCA_FILE
+from svgan.training.evaluate import EvalConfig, recorded_data_path, sample_pca_trajectories
+from svgan.training.horizon_metrics import block_moments
 from svgan.training.wplus_data import load_wplus
 
 BLOCK = 250
@@ -26,7 +33,7 @@ SHOWN = 8  # leading PCA components reported one by one
 
 
 def block_report(run: Path) -> dict:
-    config = EvalConfig()
+    config = EvalConfig(long_frames=1500)   # the long set the recorded JSON was computed from
     generator, meta = load_run_generator(run, "cpu")
     pca = PCABasis.load(run / PCA_FILE)
     real = pca.project(load_wplus(recorded_data_path(run), window=config.metrics.window).wplus)
@@ -34,9 +41,7 @@ def block_report(run: Path) -> dict:
     mean, std = real.mean(0), real.std(0)
     blocks = []
     for start in range(0, config.long_frames, BLOCK):
-        frames = long[:, start:start + BLOCK].reshape(-1, long.shape[-1])
-        offset = (frames.mean(0) - mean) / std
-        spread = frames.std(0) / std
+        offset, spread = block_moments(long[:, start:start + BLOCK], mean, std)
         blocks.append({"frames": [start, start + BLOCK],
                        "mean_offset": np.round(offset[:SHOWN].astype(float), 2).tolist(),
                        "largest_offset": {"component": int(np.abs(offset).argmax()),
