@@ -1,0 +1,141 @@
+"""Long-horizon ablation (issue 13, step 3): the paper's training against the options that constrain long streams.
+
+On ten minutes of synthetic W+ codes with slow dynamics (slow head drift and mood switches: the motion that
+long streams lose, DESIGN §5b), trains each arm for each seed with `svgan-train` and scores it with `svgan-eval`
+(its long-horizon figures), two runs at a time on one thread each, then writes every run's figures and their
+mean and spread over seeds.
+
+    .venv/bin/python docs/experiments/long_horizon_ablation.py OUT [--iterations 1500] [--seeds 0 1 2] \
+        [--arms paper nogap pool] [--jobs 2]
+
+OUT gets data.npz, one run folder per arm and seed (with eval.json), and ablation.json. An interrupted ablation
+resumes: finished runs are kept, a run that stopped part-way continues with `--resume`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# The synthetic actor (`svgan-embed --synthetic 600 --slow-drift 0.6 --moods 4`, in 4 styles x 32 dimensions, which
+# keep a CPU run to minutes): the slow drift and mood switches are what long streams must keep.
+DATA = dict(seconds=600.0, n_styles=4, style_dim=32, slow_drift_std=0.6, moods=4)
+COMMON = ["--model", "small", "--batch-size", "32", "--lr-g", "1e-3", "--lr-c", "1e-3", "--checkpoint-every", "250"]
+ARMS: dict[str, list[str]] = {
+    "paper": [],                       # GAP, every window starts at init(i)
+    "nogap": ["--no-gap"],             # the paper's ablation
+    "pool": ["--pool-size", "256"],    # windows that start late (fraction 0.5, advance 25, reset 0.02)
+}
+HORIZON = "1500"
+
+
+def run(command: list[str], log: Path) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    with log.open("a") as f:
+        done = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed; see {log}")
+
+
+def tool(name: str) -> list[str]:
+    return [str(Path(sys.executable).parent / name)]
+
+
+def train_and_evaluate(out: Path, data: Path, arm: str, seed: int, iterations: int) -> dict[str, Any]:
+    """One run: train to `iterations` (resuming a partial run), then evaluate; returns its figures."""
+    run_dir = out / f"{arm}-seed{seed}"
+    result = run_dir / "eval.json"
+    if result.is_file():
+        return json.loads(result.read_text())
+    log = out / f"{arm}-seed{seed}.log"
+    resume = (run_dir / "checkpoint.pt").is_file()
+    done_before = 0
+    if resume:
+        import torch
+
+        done_before = int(torch.load(run_dir / "checkpoint.pt", weights_only=True)["iteration"])
+    start = time.perf_counter()
+    if done_before < iterations:
+        run(tool("svgan-train") + [str(data), "--out", str(run_dir), "--seed", str(seed), "--epochs", "100000",
+                                   "--max-iterations", str(iterations - done_before), *COMMON, *ARMS[arm]]
+            + (["--resume"] if resume else []), log)
+    train_seconds = time.perf_counter() - start
+    run(tool("svgan-eval") + [str(run_dir), "--json", str(run_dir / "eval-full.json")], log)
+    figures = summarise(json.loads((run_dir / "eval-full.json").read_text()))
+    figures.update(arm=arm, seed=seed, iterations=iterations,
+                   seconds_per_iteration=round(train_seconds / max(1, iterations - done_before), 4)
+                   if done_before < iterations else None)
+    result.write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+def summarise(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The figures the issue's goal names, from one `svgan-eval --json` summary."""
+    horizon = evaluation["horizon"][HORIZON]
+    blocks = [b for b in horizon["blocks"] if b.get("spread_min") is not None]
+    late = blocks[1:]  # after the first 10 s
+    return {
+        "short_window_fd": evaluation["short"]["window_fd"],
+        "long_window_fd": evaluation["long"]["window_fd"],
+        "long_short_window_fd_ratio": evaluation["long_short_window_fd_ratio"],
+        "self_window_fd": evaluation["self"]["window_fd"],
+        "window_fd_by_start": {k: (v or {}).get("fd") for k, v in horizon["window_fd"].items()},
+        "window_fd_floor": horizon["window_fd_floor"]["fd"],
+        "late_spread_min": min(b["spread_min"] for b in late),
+        "late_spread_max": max(b["spread_max"] for b in late),
+        "late_offset_max_abs": max(b["offset_max_abs"] for b in late),
+        "slow_band_power_db": horizon["slow_band"].get("power_db"),
+        "looping_score": evaluation["looping"]["score"],
+    }
+
+
+def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard deviation over seeds of every number (per start time, per component)."""
+    out: dict[str, Any] = {}
+    for key in rows[0]:
+        values = [r[key] for r in rows]
+        if isinstance(values[0], dict):
+            out[key] = aggregate(values)
+        elif isinstance(values[0], list):
+            array = np.array(values, dtype=float)
+            out[key] = {"mean": np.round(array.mean(0), 4).tolist(), "std": np.round(array.std(0), 4).tolist()}
+        elif isinstance(values[0], (int, float)) and not isinstance(values[0], bool) and None not in values:
+            out[key] = {"mean": round(float(np.mean(values)), 4), "std": round(float(np.std(values)), 4)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--iterations", type=int, default=1500)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--arms", nargs="+", choices=sorted(ARMS), default=list(ARMS))
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    data = args.out / "data.npz"
+    if not data.is_file():
+        from svgan.training.synthetic import SyntheticConfig, make_sequence, save_npz
+
+        save_npz(data, make_sequence(SyntheticConfig(**DATA)))
+    jobs = [(arm, seed) for seed in args.seeds for arm in args.arms]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        rows = list(pool.map(lambda job: train_and_evaluate(args.out, data, *job, args.iterations), jobs))
+    report = {"data": DATA, "common": " ".join(COMMON), "arms": {k: " ".join(v) for k, v in ARMS.items()},
+              "iterations": args.iterations, "seeds": args.seeds, "runs": rows,
+              "summary": {arm: aggregate([r for r in rows if r["arm"] == arm]) for arm in args.arms}}
+    (args.out / "ablation.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report["summary"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
