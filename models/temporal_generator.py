@@ -114,11 +114,16 @@ class TemporalGenerator(nn.Module):
 
     def step(self, s: torch.Tensor, state: GRUState) -> tuple[GRUState, torch.Tensor]:
         """One step of P: feed s_k up the cell stack; returns (state', w_{k+1}), l_{k+1} = state'[-1]."""
+        new_state = self.advance(s, state)
+        return new_state, self.to_wplus(new_state[-1])
+
+    def advance(self, s: torch.Tensor, state: GRUState) -> GRUState:
+        """P alone, without T and the style maps: the step for states whose W+ code nobody reads."""
         x, new_state = s, []
         for cell, h in zip(self.P, state):
             x = cell(x, h)
             new_state.append(x)
-        return tuple(new_state), self.to_wplus(x)
+        return tuple(new_state)
 
     def unroll(self, i: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training view: i (B x 32), s (B x (t-1) x 32) -> (w: B x t x n_styles x 512, l: B x t x 32)."""

@@ -48,7 +48,7 @@ class StatePool:
         state = self.states
         for _ in range(steps):
             s = torch.randn(self.size, generator.config.latent_dim, generator=noise, device=self.device)
-            state, _ = generator.step(s, state)
+            state = generator.advance(s, state)
         self.ages += steps
         n_reset = max(1, round(self.reset_fraction * self.size))
         chosen = torch.randperm(self.size, generator=noise, device=self.device)[:n_reset]
