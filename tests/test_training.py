@@ -41,17 +41,20 @@ def data_file(tmp_path_factory, sequence) -> Path:
 
 
 POOL = dict(pool_size=16, pool_fraction=0.5, pool_advance=5, pool_reset=0.25)
+SLOW = dict(slow_weight=1.0, slow_window=8, slow_stride=5, slow_components=4, slow_batch=4)
 
 
 def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
     state = torch.load(run / CHECKPOINT, weights_only=True)
     groups = {k: state[k] for k in ("G", "G_ema", "C", "gap_stats")} | {"rng": {"noise": state["noise_rng"]}}
+    if "C_slow" in state:
+        groups["C_slow"] = state["C_slow"]
     if state.get("pool"):
         groups["pool"] = {f"state{n}": h for n, h in enumerate(state["pool"]["states"])} | {"ages": state["pool"]["ages"]}
     return groups
 
 
-@pytest.mark.parametrize("options", [{}, POOL], ids=["paper", "state-pool"])
+@pytest.mark.parametrize("options", [{}, POOL, SLOW], ids=["paper", "state-pool", "slow-critic"])
 def test_resume_continues_bit_for_bit(tmp_path, sequence, options):
     config = TrainConfig(epochs=3, **SMALL, **options)
     start_run(sequence, tmp_path / "straight", config).run(max_iterations=6)
@@ -65,13 +68,14 @@ def test_resume_continues_bit_for_bit(tmp_path, sequence, options):
         return [row.split(",")[:-1] for row in (tmp_path / run / "metrics.csv").read_text().splitlines()]
 
     assert len(losses("split")) == 7 and losses("split") == losses("straight")
-    assert ("pool" in straight) == bool(options)
+    assert ("pool" in straight) == ("pool_size" in options) and ("C_slow" in straight) == ("slow_weight" in options)
 
 
 def test_without_a_pool_training_is_the_papers_bit_for_bit(tmp_path, sequence):
-    """pool_size 0 must leave the paper's path untouched: the same random draws, the same weights."""
+    """pool_size 0 and slow_weight 0 leave the paper's path untouched: the same random draws, the same weights."""
     plain = start_run(sequence, tmp_path / "plain", TrainConfig(epochs=3, **SMALL))
-    unused = start_run(sequence, tmp_path / "unused", TrainConfig(epochs=3, **SMALL, pool_fraction=0.9, pool_reset=0.5))
+    unused = start_run(sequence, tmp_path / "unused", TrainConfig(epochs=3, **SMALL, pool_fraction=0.9, pool_reset=0.5,
+                                                                  slow_window=8, slow_stride=3))
     for trainer in (plain, unused):
         trainer.run(max_iterations=2)
     for key, value in plain.G.state_dict().items():
@@ -91,11 +95,43 @@ def test_the_pool_holds_states_of_spread_ages_that_follow_g(tmp_path, sequence):
     assert windows.shape[:2] == (8, 25) and i.shape[0] == 4 and latents.shape[:2] == (4, 25)
 
 
+def test_the_slow_critic_reads_long_windows_of_pca_coordinates(tmp_path, sequence):
+    trainer = start_run(sequence, tmp_path / "run", TrainConfig(epochs=3, **SMALL, **SLOW))
+    stats = trainer.train_iteration()
+    assert math.isfinite(stats.slow_wasserstein)
+    from svgan.training.slow_critic import fake_slow_windows, real_slow_windows
+
+    real = real_slow_windows(trainer.slow_real, trainer.slow_layout, 4, trainer.noise)
+    fake = fake_slow_windows(trainer.G, trainer.projection, trainer.slow_layout, 4, trainer.noise)
+    assert real.shape == fake.shape == (4, 8, 1, 4)
+    # a real slow window is every 5th frame's top-4 PCA coordinates, from anywhere in the video
+    coordinates = trainer.slow_real
+    start = int((coordinates[:, None] == real[0, 0]).all(-1).nonzero()[0, 0])
+    torch.testing.assert_close(real[0, :, 0], coordinates[start:start + 36:5])
+    # G's long window is what stepping G frame by frame (the runtime's way) gives at those frames
+    state = trainer.noise.get_state()
+    fake = fake_slow_windows(trainer.G, trainer.projection, trainer.slow_layout, 4, trainer.noise)
+    assert fake.requires_grad  # the generator step backpropagates through the whole rollout
+    trainer.noise.set_state(state)
+    i = torch.randn(4, 32, generator=trainer.noise)
+    s = torch.stack([torch.randn(4, 32, generator=trainer.noise) for _ in range(35)], 1)  # one draw per step
+    with torch.no_grad():
+        frames, _ = trainer.G.unroll(i, s)
+        torch.testing.assert_close(fake.detach()[:, :, 0], trainer.projection(frames[:, ::5]))
+
+
+def test_a_sequence_shorter_than_a_slow_window_is_refused(tmp_path, sequence):
+    with pytest.raises(RunError, match="fewer than one slow window"):
+        start_run(sequence, tmp_path / "run", TrainConfig(epochs=1, **SMALL, slow_weight=1.0))  # 631 > 200 frames
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(pool_size=3, pool_fraction=0.5), "--pool-size 3 is smaller than the 4 pool windows"),
     (dict(pool_size=16, pool_fraction=1.0), "--pool-fraction must be in"),
     (dict(pool_size=16, pool_reset=0.0), "--pool-reset must be in"),
     (dict(pool_size=16, pool_advance=0), "--pool-advance must be at least 1"),
+    (dict(slow_weight=1.0, slow_components=40), "--slow-components must be in 1..32"),
+    (dict(slow_weight=1.0, slow_window=4), "--slow-window 4: window 4 is too short"),
 ])
 def test_pool_settings_that_cannot_work_are_refused_up_front(tmp_path, sequence, options, message):
     from svgan.errors import UserError

@@ -46,6 +46,17 @@ DEFAULTS = TrainConfig()
 @click.option("--pool-reset", type=click.FloatRange(0, 1, min_open=True), default=DEFAULTS.pool_reset,
               help="With --pool-size: share of the pool restarted from G's initial state after each generator "
                    "update; states reach a mean age of pool-advance / pool-reset frames (1,250 at the defaults).")
+@click.option("--slow-weight", type=click.FloatRange(min=0), default=DEFAULTS.slow_weight,
+              help="A slow timescale (beyond the paper): weight of a second critic that compares long windows "
+                   "at a low frame rate in the top PCA components. 0 is the paper: no slow critic.")
+@click.option("--slow-window", type=click.IntRange(min=2), default=DEFAULTS.slow_window,
+              help="With --slow-weight: samples per slow window.")
+@click.option("--slow-stride", type=click.IntRange(min=1), default=DEFAULTS.slow_stride,
+              help="With --slow-weight: frames between a slow window's samples (window x stride frames ~ its span).")
+@click.option("--slow-components", type=click.IntRange(min=1), default=DEFAULTS.slow_components,
+              help="With --slow-weight: top PCA components the slow critic reads.")
+@click.option("--slow-batch", type=click.IntRange(min=1), default=DEFAULTS.slow_batch,
+              help="With --slow-weight: long windows per slow critic step and per generator step.")
 @click.option("--checkpoint-every", default=DEFAULTS.checkpoint_every, help="Iterations between checkpoints.")
 @click.option("--max-iterations", type=int, default=None,
               help="Stop (with a checkpoint) after this many more iterations: train in resumable chunks.")
@@ -57,7 +68,8 @@ DEFAULTS = TrainConfig()
 @one_line_errors("svgan-train")
 def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: int, lr_g: float, lr_c: float,
          lambda_gp: float, lambda_gap: float, no_gap: bool, ema: float, model_size: str, pool_size: int,
-         pool_fraction: float, pool_advance: int, pool_reset: float, checkpoint_every: int,
+         pool_fraction: float, pool_advance: int, pool_reset: float, slow_weight: float, slow_window: int,
+         slow_stride: int, slow_components: int, slow_batch: int, checkpoint_every: int,
          max_iterations: int | None, device: str, seed: int, resume: bool, json_out: Path | None) -> None:
     """Train StyleVideoGAN's recurrent W+ generator on DATA (a W+ sequence from svgan-embed).
 
@@ -72,7 +84,9 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, critic_steps=critic_steps, lr_g=lr_g, lr_c=lr_c,
                          lambda_gp=lambda_gp, lambda_gap=lambda_gap, gap=not no_gap, ema=ema,
                          pool_size=pool_size, pool_fraction=pool_fraction, pool_advance=pool_advance,
-                         pool_reset=pool_reset, checkpoint_every=checkpoint_every, seed=seed, **copy.deepcopy(MODEL_SIZES[model_size]))
+                         pool_reset=pool_reset, slow_weight=slow_weight, slow_window=slow_window,
+                         slow_stride=slow_stride, slow_components=slow_components, slow_batch=slow_batch,
+                         checkpoint_every=checkpoint_every, seed=seed, **copy.deepcopy(MODEL_SIZES[model_size]))
     config.check()
     sequence = load_wplus(data, window=config.window)
     trainer = start_run(sequence, run_dir, config, device=device, resume=resume, data_path=data)

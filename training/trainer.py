@@ -3,7 +3,8 @@
 One iteration = `critic_steps` critic updates on batches of real 25-frame W+ windows against G's windows,
 then one generator update (WGAN + GAP) and the EMA of G's weights. With a state pool (`pool_size` > 0, beyond
 the paper, `state_pool.py`) a share of every fake batch starts from G states of random age instead of `init(i)`,
-and the pool advances after every generator update. An epoch is every real window once
+and the pool advances after every generator update. With a slow critic (`slow_weight` > 0, `slow_critic.py`) one
+more critic step per iteration compares long windows at a low frame rate, and G's objective gains its term. An epoch is every real window once
 through the critic. Everything random comes from generators owned by the run (window order per epoch,
 noise i/s, GP interpolation), so a run stopped and resumed from its checkpoint continues bit for bit.
 """
@@ -31,6 +32,7 @@ from svgan.models.run import CHECKPOINT, PCA_FILE, RUN_FORMAT, RunError
 from .losses import (GAPStatistics, critic_wgan_loss, generator_wgan_loss, gradient_angle,
                      gradient_angle_penalty, gradient_penalty)
 from .pca import fit_pca
+from .slow_critic import PCAProjection, SlowWindows, build_slow_critic, fake_slow_windows, real_slow_windows
 from .state_pool import StatePool
 from .wplus_data import WindowSampler, WPlusSequence
 
@@ -70,6 +72,12 @@ class TrainConfig:
     pool_fraction: float = 0.5    # share of every fake batch (critic and generator) taken from the pool
     pool_advance: int = 25        # steps every pool state takes after each generator update
     pool_reset: float = 0.02      # share of the pool restarted from init(i) after each generator update
+    # A slow timescale (DESIGN §5b, beyond the paper; slow_weight 0 is the paper). See slow_critic.py.
+    slow_weight: float = 0.0      # weight of the slow critic's WGAN loss in G's objective (0: no slow critic)
+    slow_window: int = 64         # samples per slow window
+    slow_stride: int = 10         # frames between them: 2.5 per second at 25 fps, a window spans 25.2 s
+    slow_components: int = 8      # top PCA components the slow critic reads
+    slow_batch: int = 16          # long windows per slow critic step and per generator step
     seed: int = 0
     generator: dict[str, Any] = field(default_factory=dict)   # TemporalGeneratorConfig overrides
     critic: dict[str, Any] = field(default_factory=dict)      # TemporalCriticConfig overrides
@@ -98,6 +106,18 @@ class TrainConfig:
             if self.pool_size < self.pool_windows(self.batch_size):
                 raise UserError(f"--pool-size {self.pool_size} is smaller than the {self.pool_windows(self.batch_size)} "
                                 "pool windows of every batch")
+        if self.slow_weight < 0:
+            raise UserError(f"--slow-weight must be >= 0, got {self.slow_weight}")
+        if self.slow_weight:
+            if self.slow_stride < 1 or self.slow_batch < 1:
+                raise UserError("--slow-stride and --slow-batch must be at least 1")
+            if not 1 <= self.slow_components <= self.pca_components:
+                raise UserError(f"--slow-components must be in 1..{self.pca_components} (the run's PCA), "
+                                f"got {self.slow_components}")
+            try:
+                build_slow_critic(self.slow_window, self.slow_components, self.critic)
+            except ValueError as e:
+                raise UserError(f"--slow-window {self.slow_window}: {e}") from None
 
 
 class TrainingDiverged(RuntimeError):
@@ -114,6 +134,7 @@ class IterationStats:
     loss_g: float
     gap: float
     phi: float
+    slow_wasserstein: float   # the slow critic's Wasserstein estimate (NaN without one)
     seconds: float
 
 
@@ -141,6 +162,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # seeds the initialisation without touching the caller's RNG
             torch.manual_seed(config.seed)
             self.G, self.C = build_models(config, data.n_styles, data.style_dim)
+            self.C_slow = (build_slow_critic(config.slow_window, config.slow_components, config.critic)
+                           if config.slow_weight else None)
         with torch.no_grad():  # centre G's output on the actor's mean code, so the critic sees motion, not offset
             self.G.T[-1].bias.zero_()
             self.G.A.bias.copy_(torch.from_numpy(data.wplus.mean(0)))
@@ -153,8 +176,24 @@ class Trainer:
         self.opt_c = torch.optim.Adam(self.C.parameters(), lr=config.lr_c, betas=config.betas)
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 1)
         self.pool = StatePool(config.pool_size, config.pool_reset, self.device) if config.pool_size else None
+        if self.C_slow is not None:
+            self._init_slow_critic()
         self.iteration = 0
         self._order: tuple[int, torch.Tensor | None] = (-1, None)
+
+    def _init_slow_critic(self) -> None:
+        """The slow critic's view of the data: the training codes' top PCA coordinates, and its optimiser."""
+        c = self.config
+        self.slow_layout = SlowWindows(c.slow_window, c.slow_stride)
+        if len(self.data.wplus) < self.slow_layout.span:
+            raise RunError(f"the training sequence has {len(self.data.wplus)} frames, fewer than one slow window "
+                           f"({c.slow_window} samples every {c.slow_stride} frames = {self.slow_layout.span})")
+        self.projection = PCAProjection(PCABasis.load(self.run_dir / PCA_FILE), c.slow_components).to(self.device)
+        with torch.no_grad():
+            self.slow_real = self.projection(torch.from_numpy(self.data.wplus).to(self.device))
+        self.C_slow.set_input_statistics(self.slow_real[:, None].cpu())
+        self.C_slow.to(self.device)
+        self.opt_slow = torch.optim.Adam(self.C_slow.parameters(), lr=c.lr_c, betas=c.betas)
 
     # ---------------------------------------------------------------------------------------------- state
 
@@ -166,6 +205,8 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(), "opt_c": self.opt_c.state_dict(),
             "gap_stats": self.gap_stats.state_dict(), "noise_rng": self.noise.get_state(),
             "pool": self.pool.state_dict() if self.pool is not None and self.pool.filled else None,
+            **({"C_slow": self.C_slow.state_dict(), "opt_slow": self.opt_slow.state_dict()}
+               if self.C_slow is not None else {}),
             "iteration": self.iteration, "fps": self.data.fps,
         }
 
@@ -179,6 +220,9 @@ class Trainer:
         self.noise.set_state(state["noise_rng"])
         if self.pool is not None and state.get("pool"):
             self.pool.load_state_dict(state["pool"])
+        if self.C_slow is not None:
+            self.C_slow.load_state_dict(state["C_slow"])
+            self.opt_slow.load_state_dict(state["opt_slow"])
         self.iteration = int(state["iteration"])
 
     def save_checkpoint(self) -> Path:
@@ -226,12 +270,30 @@ class Trainer:
         self.opt_c.step()
         return loss.item(), -wasserstein_loss.item(), gp.item()
 
+    def _slow_critic_step(self) -> float:
+        """One WGAN-GP step of the slow critic on long windows; returns its Wasserstein estimate."""
+        real = real_slow_windows(self.slow_real, self.slow_layout, self.config.slow_batch, self.noise)
+        with torch.no_grad():
+            fake = fake_slow_windows(self.G, self.projection, self.slow_layout, self.config.slow_batch, self.noise)
+        wasserstein_loss = critic_wgan_loss(self.C_slow(real), self.C_slow(fake))
+        loss = wasserstein_loss + self.config.lambda_gp * gradient_penalty(self.C_slow, real, fake,
+                                                                           generator=self.noise)
+        self.opt_slow.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_slow.step()
+        return -wasserstein_loss.item()
+
     def _generator_step(self, batch: int) -> tuple[float, float, float]:
         use_gap = self.config.gap and self.config.lambda_gap > 0
         wplus, (i, s, latents) = self._fake_windows(batch, gap=use_gap)
         self.C.requires_grad_(False)
         loss = generator_wgan_loss(self.C(wplus))
         self.C.requires_grad_(True)
+        if self.C_slow is not None:  # G's long windows, gradient through the whole rollout
+            self.C_slow.requires_grad_(False)
+            slow = fake_slow_windows(self.G, self.projection, self.slow_layout, self.config.slow_batch, self.noise)
+            loss = loss + self.config.slow_weight * generator_wgan_loss(self.C_slow(slow))
+            self.C_slow.requires_grad_(True)
         gap = phi_mean = float("nan")
         if use_gap:
             phi = gradient_angle(i, s, latents, self.gap_stats)
@@ -252,13 +314,15 @@ class Trainer:
         first = self.iteration * self.config.critic_steps
         critic = [self._critic_step(self._real_batch(b)) for b in range(first, first + self.config.critic_steps)]
         loss_c, wasserstein, gp = (float(np.mean(v)) for v in zip(*critic))
+        slow_wasserstein = self._slow_critic_step() if self.C_slow is not None else float("nan")
         loss_g, gap, phi = self._generator_step(min(self.config.batch_size, self.sampler.n_windows))
         if not all(math.isfinite(v) for v in (loss_c, loss_g)):
             raise TrainingDiverged(f"loss became non-finite at iteration {self.iteration + 1} "
                                    f"(critic {loss_c}, generator {loss_g})")
         self.iteration += 1
         return IterationStats(self.iteration, self.iteration * self.config.critic_steps / self.batches_per_epoch,
-                              loss_c, wasserstein, gp, loss_g, gap, phi, time.perf_counter() - start)
+                              loss_c, wasserstein, gp, loss_g, gap, phi, slow_wasserstein,
+                              time.perf_counter() - start)
 
     # ---------------------------------------------------------------------------------------------- the run
 
