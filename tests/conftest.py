@@ -101,3 +101,14 @@ def world_bundle(tmp_path_factory) -> Path:
             max_iterations=2)
     export_bundle(root / "run", root / "psp.pt", root / "bundle", parity_batch=1)
     return root / "bundle"
+
+
+def absolute_paths(value, where: str = "manifest") -> list[str]:
+    """Every string in a manifest that is an absolute path (POSIX or Windows), with where it sits."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in absolute_paths(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in absolute_paths(v, f"{where}[{i}]")]
+    if isinstance(value, str) and (value.startswith(("/", "\\", "~")) or value[1:3] in (":\\", ":/")):
+        return [f"{where} = {value}"]
+    return []

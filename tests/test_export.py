@@ -35,6 +35,8 @@ from svgan.models import load_run_generator
 from svgan.training.trainer import TrainConfig, start_run
 from svgan.training.wplus_data import WPlusSequence
 
+from .conftest import absolute_paths
+
 SMALL = dict(batch_size=8, critic_steps=1, checkpoint_every=100,
              generator={"hidden_dim": 32, "h_mlp_width": 32, "t_mlp_width": 64},
              critic={"e_width": 64, "conv_channels": (16, 32, 64)})
@@ -130,17 +132,6 @@ def test_manifest_is_complete_and_every_sha256_matches(exported, run14, psp256_c
     assert summary["bundle"] == str(out) and set(summary["graphs"]) == set(GRAPHS)
     for name in GRAPHS:  # progress is shown per graph on stderr
         assert f"] {name}: exporting" in exported.stderr
-
-
-def absolute_paths(value, where: str = "manifest") -> list[str]:
-    """Every string in a manifest that is an absolute path (POSIX or Windows), with where it sits."""
-    if isinstance(value, dict):
-        return [p for k, v in value.items() for p in absolute_paths(v, f"{where}.{k}")]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in absolute_paths(v, f"{where}[{i}]")]
-    if isinstance(value, str) and (value.startswith(("/", "\\", "~")) or value[1:3] in (":\\", ":/")):
-        return [f"{where} = {value}"]
-    return []
 
 
 def test_no_manifest_field_holds_an_absolute_path(exported):

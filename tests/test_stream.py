@@ -19,7 +19,7 @@ from svgan.runtime.bundle import BundleError, load_bundle
 from svgan.runtime.offset_trick import identity_offset
 from svgan.runtime.video import VideoReader
 
-from .conftest import package_file
+from .conftest import absolute_paths, package_file
 
 # Runs the CLI with torch made unimportable: the ORT path must never need it.
 NO_TORCH = ("import sys; sys.modules['torch'] = None; sys.argv[0] = 'svgan-stream'; "
@@ -237,6 +237,7 @@ def rendered_frames(bundle_dir: Path, backend: str, seed: int, frames: int) -> n
     from svgan.runtime.stream import MotionSource, StreamStats, run_stream
 
     bundle = load_bundle(bundle_dir, verify=True)
+    assert absolute_paths(bundle.manifest) == []  # nothing ties it to the machine that exported it
     engine = make_backend(backend, bundle, "cpu")
     offset = identity_offset(load_identity(None, seed, bundle, engine, False), bundle.pca())
     out: list[np.ndarray] = []
