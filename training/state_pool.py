@@ -57,11 +57,10 @@ class StatePool:
         self.states = tuple(h.index_copy(0, chosen, f).detach() for h, f in zip(state, fresh))
         self.ages[chosen] = 0
 
-    def sample(self, batch: int, noise: torch.Generator) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-        """`batch` states drawn without replacement (detached: gradient stops at the window's start), and
-        their ages."""
+    def sample(self, batch: int, noise: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """`batch` states drawn without replacement (detached: gradient stops at the window's start)."""
         chosen = torch.randperm(self.size, generator=noise, device=self.device)[:batch]
-        return tuple(h[chosen] for h in self.states), self.ages[chosen]
+        return tuple(h[chosen] for h in self.states)
 
     def state_dict(self) -> dict[str, Any]:
         return {"states": list(self.states), "ages": self.ages}

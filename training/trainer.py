@@ -3,10 +3,10 @@
 One iteration = `critic_steps` critic updates on batches of real 25-frame W+ windows against G's windows,
 then one generator update (WGAN + GAP) and the EMA of G's weights. With a state pool (`pool_size` > 0, beyond
 the paper, `state_pool.py`) a share of every fake batch starts from G states of random age instead of `init(i)`,
-and the pool advances after every generator update. With a slow critic (`slow_weight` > 0, `slow_critic.py`) one
-more critic step per iteration compares long windows at a low frame rate, and G's objective gains its term. An epoch is every real window once
-through the critic. Everything random comes from generators owned by the run (window order per epoch,
-noise i/s, GP interpolation), so a run stopped and resumed from its checkpoint continues bit for bit.
+and the pool advances after every generator update. With a slow critic (`slow_weight` > 0, `slow_critic.py`)
+one more critic step per iteration compares long windows at a low frame rate, and G's objective gains its term.
+An epoch is every real window once through the critic. Everything random comes from generators owned by the run
+(window order per epoch, noise i/s, GP interpolation), so a run stopped and resumed from its checkpoint continues bit for bit.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import torch
 
 from svgan.errors import UserError
 from svgan.models import (PCABasis, TemporalCritic, TemporalCriticConfig, TemporalGenerator, TemporalGeneratorConfig,
-                          atomic_torch_save, safe_torch_load)
-from svgan.models.run import CHECKPOINT, PCA_FILE, RUN_FORMAT, RunError
+                          atomic_torch_save)
+from svgan.models.run import CHECKPOINT, PCA_FILE, RUN_FORMAT, RunError, load_run_checkpoint
 
 from .losses import (GAPStatistics, critic_wgan_loss, generator_wgan_loss, gradient_angle,
                      gradient_angle_penalty, gradient_penalty)
@@ -253,7 +253,7 @@ class Trainer:
         if n_pool:
             if not self.pool.filled:
                 self.pool.fill(self.G, self.noise)
-            state, _ = self.pool.sample(n_pool, self.noise)
+            state = self.pool.sample(n_pool, self.noise)
             steps = torch.randn(n_pool, self.config.window, self.G.config.latent_dim, generator=self.noise,
                                 device=self.device)
             wplus = torch.cat([wplus, self.G.rollout(state, steps)[0]], 0)
@@ -395,9 +395,7 @@ def start_run(data: WPlusSequence, run_dir: Path, config: TrainConfig, device: s
     if resume:
         if not checkpoint.is_file():
             raise RunError(f"--resume: no {CHECKPOINT} in {run_dir}")
-        state = safe_torch_load(checkpoint, map_location=device)
-        if state.get("format") != RUN_FORMAT:
-            raise RunError(f"{checkpoint} is not an svgan run checkpoint")
+        state = load_run_checkpoint(run_dir, device)
         if "input_mean" not in state.get("C", {}):
             raise RunError(f"{checkpoint} was written before the critic standardised its input and cannot be "
                            "resumed; start a new run")
