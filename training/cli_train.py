@@ -93,8 +93,9 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
     stop = StopFlag(notice=lambda: tqdm.write("svgan-train: interrupt received; writing a checkpoint after this "
                                               "iteration (Ctrl-C again to abort)", file=sys.stderr))
     previous = signal.signal(signal.SIGINT, stop.handle)
-    bar = tqdm(total=trainer.total_iterations, initial=trainer.iteration, desc="svgan-train", unit="it",
-               file=sys.stderr, dynamic_ncols=True)
+    # The bar ends where this invocation stops: --max-iterations can end a run long before its last epoch.
+    bar = tqdm(total=trainer.stop_iteration(max_iterations), initial=trainer.iteration, desc="svgan-train",
+               unit="it", file=sys.stderr, dynamic_ncols=True)
 
     def progress(stats) -> None:
         bar.update(1)

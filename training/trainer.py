@@ -326,6 +326,12 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------------------- the run
 
+    def stop_iteration(self, max_iterations: int | None = None) -> int:
+        """The iteration `run(max_iterations)` stops at when nothing interrupts it."""
+        if max_iterations is None:
+            return self.total_iterations
+        return min(self.total_iterations, self.iteration + max_iterations)
+
     def run(self, max_iterations: int | None = None, should_stop: Callable[[], bool] = lambda: False,
             progress: Callable[[IterationStats], None] = lambda stats: None) -> str:
         """Train until the configured epochs are done, `max_iterations` more iterations ran, or `should_stop()`.
@@ -333,8 +339,7 @@ class Trainer:
         Returns why it stopped ("done", "max_iterations", "stopped"). A checkpoint is written every
         `checkpoint_every` iterations and whenever it stops; on divergence none is written.
         """
-        target = self.total_iterations if max_iterations is None else min(
-            self.total_iterations, self.iteration + max_iterations)
+        target = self.stop_iteration(max_iterations)
         reason = "done" if target == self.total_iterations else "max_iterations"
         with MetricsLog(self.run_dir / METRICS, self.iteration) as log:
             while self.iteration < target:
