@@ -120,6 +120,11 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def looping_count(rows: list[dict[str, Any]]) -> str:
+    """How many of an arm's models loop, as "k/n"."""
+    return f"{sum(r['looping_score'] >= LOOPING_THRESHOLD for r in rows)}/{len(rows)}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
@@ -144,8 +149,7 @@ def main() -> None:
               "iterations": args.iterations, "seeds": args.seeds, "runs": rows,
               "summary": {arm: aggregate([r for r in rows if r["arm"] == arm]) for arm in args.arms},
               "looping_threshold": LOOPING_THRESHOLD,
-              "looping_count": {arm: f"{sum(r['looping_score'] >= LOOPING_THRESHOLD for r in rows if r['arm'] == arm)}"
-                                     f"/{sum(r['arm'] == arm for r in rows)}" for arm in args.arms}}
+              "looping_count": {arm: looping_count([r for r in rows if r["arm"] == arm]) for arm in args.arms}}
     (args.out / "ablation.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: report[k] for k in ("summary", "looping_count")}, indent=2))
 
