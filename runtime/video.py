@@ -16,6 +16,11 @@ array into an AVFrame 0.4 ms.
   height), which would shift the colours of 1024x1024 output; a tag makes every decoder agree.
 * The conversion is an explicit ``VideoFrame.reformat`` (libswscale, one thread) rather than the encoder's implicit
   one: same speed, but it lets us choose the matrix, and libx264 already uses the other cores.
+* Chroma is subsampled with swscale's ``AREA`` filter at ``upscale=1``: it is the exact 2x2 box average of the
+  full-resolution U and V (within 1 level of a float64 reference, even on uniform noise), which the GPU conversion
+  `svgan.runtime.torch_colour.rgb_to_yuv420p` reproduces, so frames handed over as yuv420p planes
+  (`VideoSink.write_yuv420p_batch`, half the bytes of RGB) encode like RGB frames. ``BICUBIC`` chroma is a wider
+  filter (up to 20 levels from the box average on noise); it is kept only for ``upscale > 1``, for the luma.
 * Preset ``veryfast`` at CRF 20: about 3x smaller than ``ultrafast`` and still over 3x real time at 1024x1024 and
   25 fps on 2 cores; use ``ultrafast`` when encoding throughput is the bottleneck.
 * No B-frames, so that frame k is shown at exactly k/fps from 0 (see `VideoSink`); ~20% larger files.
@@ -242,7 +247,7 @@ class VideoSink:
 
     def write(self, frame: np.ndarray) -> None:
         """Encodes one HxWx3 uint8 RGB frame."""
-        self._encode(self._to_av_frame(frame))
+        self._submit(frame, "rgb24")
 
     def write_batch(self, frames: np.ndarray) -> None:
         """Encodes a batch [B, H, W, 3] of uint8 RGB frames, in order."""
@@ -251,26 +256,52 @@ class VideoSink:
         for frame in frames:
             self.write(frame)
 
-    def _to_av_frame(self, frame: np.ndarray) -> av.VideoFrame:
+    def write_yuv420p_batch(self, planes: np.ndarray) -> None:
+        """Encodes a batch [B, H * 3 // 2, W] of uint8 yuv420p frames, in order, without a colour conversion.
+
+        Each frame is I420 as ``av.VideoFrame.from_ndarray(..., format="yuv420p")`` takes it (the Y plane, then the
+        H/2 x W/2 U and V planes, flat, viewed as rows of W), BT.709 limited range: what
+        `svgan.runtime.torch_colour.rgb_to_yuv420p` returns. Only at ``upscale=1`` (enlarging needs swscale).
+        """
+        if self.upscale != 1:
+            raise ValueError(f"yuv420p frames are encoded as they are, so upscale must be 1, got {self.upscale}")
+        if planes.ndim != 3:
+            raise ValueError(f"expected yuv420p frames of shape [B, H * 3 // 2, W], got {planes.shape}")
+        for frame in planes:
+            self._submit(frame, "yuv420p")
+
+    def _submit(self, frame: np.ndarray, pix_fmt: str) -> None:
+        """Validates and encodes one ``rgb24`` or ``yuv420p`` frame (`ThreadedSink` queues it instead)."""
+        self._encode(self._to_av_frame(frame, pix_fmt))
+
+    def _to_av_frame(self, frame: np.ndarray, pix_fmt: str) -> av.VideoFrame:
         """Validates `frame` and copies it into an AVFrame (so the caller may reuse its buffer right away)."""
         if self._closed:
             raise ValueError("write to a closed VideoSink")
-        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
-            raise ValueError(
-                f"expected a uint8 frame of shape {(self.height, self.width, 3)}, got {frame.dtype} {frame.shape}"
-            )
-        return av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        shape = (self.height, self.width, 3) if pix_fmt == "rgb24" else (self.height * 3 // 2, self.width)
+        if frame.shape != shape or frame.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 frame of shape {shape} ({pix_fmt}), got {frame.dtype} {frame.shape}")
+        av_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=pix_fmt)
+        if pix_fmt == "yuv420p":  # tagged as `_to_yuv`'s reformat tags its output, so the encoder sees no difference
+            av_frame.colorspace = av_frame.color_range = 1  # AVCOL_SPC_BT709, AVCOL_RANGE_MPEG
+        return av_frame
 
-    def _encode(self, rgb: av.VideoFrame) -> None:
+    def _encode(self, frame: av.VideoFrame) -> None:
+        """Encodes an rgb24 frame (converted here) or a yuv420p one (as it is, BT.709 limited range)."""
         if self._broken:
             raise SinkClosed("the reader of the video output went away (broken pipe)")
-        yuv = rgb.reformat(width=self.width * self.upscale, height=self.height * self.upscale, format="yuv420p",
-                           interpolation="BICUBIC", dst_colorspace="ITU709", dst_color_range="MPEG", threads=1)
+        yuv = frame if frame.format.name == "yuv420p" else self._to_yuv(frame)
         yuv.pts = self.frames_written
         yuv.time_base = self._stream.codec_context.time_base
         with self._reader_guard():
             self._container.mux(self._stream.encode(yuv))
         self.frames_written += 1
+
+    def _to_yuv(self, rgb: av.VideoFrame) -> av.VideoFrame:
+        # AREA at upscale 1: box-filtered chroma, as the GPU conversion computes it (see the module docstring).
+        interpolation = "AREA" if self.upscale == 1 else "BICUBIC"
+        return rgb.reformat(width=self.width * self.upscale, height=self.height * self.upscale, format="yuv420p",
+                            interpolation=interpolation, dst_colorspace="ITU709", dst_color_range="MPEG", threads=1)
 
     @contextlib.contextmanager
     def _reader_guard(self) -> Iterator[None]:
@@ -330,9 +361,10 @@ class ThreadedSink(VideoSink):
     """A `VideoSink` that encodes on a background thread, so that rendering the next frames overlaps encoding.
 
     `write` only validates and copies the frame into an AVFrame (~0.4 ms at 1024x1024) and queues it; the worker
-    converts to YUV and encodes (libswscale and libx264 release the GIL). The queue holds at most `queue_size`
-    frames, so memory stays flat when the encoder is the bottleneck (the producer then blocks). An error on the
-    worker (e.g. `SinkClosed`) is raised in the producer by the next `write`/`write_batch`/`close`.
+    converts it to YUV (frames from `write_yuv420p_batch` already are) and encodes it (libswscale and libx264
+    release the GIL). The queue holds at most `queue_size` frames, so memory stays flat when the encoder is the
+    bottleneck (the producer then blocks). An error on the worker (e.g. `SinkClosed`) is raised in the producer by
+    the next `write`/`write_batch`/`write_yuv420p_batch`/`close`.
     Same arguments as `VideoSink`, plus `queue_size`.
     """
 
@@ -363,9 +395,9 @@ class ThreadedSink(VideoSink):
             self._queue.put(_STOP)
             self._worker.join()
 
-    def write(self, frame: np.ndarray) -> None:
-        self._check_worker()
-        self._queue.put(self._to_av_frame(frame))
+    def _submit(self, frame: np.ndarray, pix_fmt: str) -> None:
+        self._check_worker()  # first: after a worker error the sink is closed, and that error is the one to raise
+        self._queue.put(self._to_av_frame(frame, pix_fmt))
 
     def close(self) -> None:
         if self._closed:
