@@ -1,6 +1,7 @@
 """svgan.models: the networks (PyTorch) and their checkpoint loaders.
 
 * `Generator` — StyleGAN2 (rosinality layout), mapping z -> w and synthesis W+ -> RGB.
+* `FastSynthesis` — an inference-only synthesis network built from a `Generator`, laid out for GPUs.
 * `PSP` — pSp's GradualStyleEncoder (IR-SE50) + StyleGAN2 decoder + latent_avg.
 * `TemporalGenerator` (G) and `TemporalCritic` (C) — StyleVideoGAN's recurrent W+ generator and critic.
 * `load_psp`, `load_stylegan2` — official checkpoints, strict, `weights_only=True`.
@@ -10,6 +11,7 @@
 
 from .checkpoints import (CheckpointError, atomic_torch_save, load_psp, load_stylegan2, safe_torch_load,
                           save_psp, save_stylegan2)
+from .fast_synthesis import FastSynthesis, FastSynthesisConfig
 from .pca_basis import PCABasis
 from .psp import PSP
 from .psp_encoder import GradualStyleEncoder, PSPEncoderConfig
@@ -20,7 +22,8 @@ from .run import RunError, load_run_generator
 from .torch_weights import load_torch_weights, save_torch_weights
 
 __all__ = [
-    "CheckpointError", "GradualStyleEncoder", "Generator", "MODCONV_IMPLS", "PCABasis", "PSP", "PSPEncoderConfig",
+    "CheckpointError", "FastSynthesis", "FastSynthesisConfig", "GradualStyleEncoder", "Generator", "MODCONV_IMPLS",
+    "PCABasis", "PSP", "PSPEncoderConfig",
     "RunError", "load_run_generator", "load_torch_weights", "save_torch_weights",
     "StyleGAN2Config", "atomic_torch_save", "load_psp", "load_stylegan2", "safe_torch_load", "save_psp",
     "save_stylegan2", "TemporalCritic", "TemporalCriticConfig", "TemporalGenerator", "TemporalGeneratorConfig",
