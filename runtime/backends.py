@@ -167,5 +167,5 @@ def make_backend(name: str, bundle: Bundle, device: str = "cpu", fp16: bool = Fa
     if name == "torch":
         from .torch_backend import TorchBackend
 
-        return TorchBackend(bundle, device, fp16=fp16)
+        return TorchBackend.from_bundle(bundle, device, fp16=fp16)
     raise UserError(f"unknown backend {name!r} (ort, trt or torch)")

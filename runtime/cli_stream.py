@@ -21,7 +21,7 @@ from .backends import make_backend
 from .bundle import load_bundle
 from .identity import load_identity
 from .offset_trick import identity_offset
-from .stream import MotionSource, StreamStats, run_stream
+from .stream import StreamStats, make_renderer, run_stream, sink_writer
 from .video import SinkClosed, ThreadedSink, is_terminal
 
 DEFAULT_BUNDLE = svgan.DEMO_WORLD / "bundle"  # ships with the package
@@ -78,6 +78,8 @@ def main(bundle_dir: Path, identity: Path | None, aligned: bool, seed: int, fram
     engine = make_backend(backend, bundle, device, fp16=fp16)
     offset = identity_offset(load_identity(identity, seed, bundle, engine, aligned), bundle.pca())
     fps = fps or bundle.fps
+    # A GPU renderer may hand over yuv420p (half the bytes of RGB); the sink takes it only without upscaling.
+    renderer = make_renderer(engine, bundle.latent_dim, offset, seed, batch, yuv420p=upscale == 1)
     stats = StreamStats(fps_target=fps, setup_seconds=time.perf_counter() - start,
                         extra={"backend": backend, "device": device, "batch": batch,
                                "resolution": bundle.resolution})
@@ -89,8 +91,7 @@ def main(bundle_dir: Path, identity: Path | None, aligned: bool, seed: int, fram
     previous = signal.signal(signal.SIGINT, stop.handle)
     loop_start = time.perf_counter()
     try:
-        run_stream(engine, MotionSource(engine, bundle.latent_dim, offset, seed), sink.write_batch, n, batch, stats,
-                   should_stop=stop)
+        run_stream(renderer, sink_writer(sink), n, batch, stats, should_stop=stop)
     except SinkClosed:
         closed = True
     except KeyboardInterrupt:

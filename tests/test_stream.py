@@ -203,7 +203,7 @@ def test_torch_backend_renders_what_onnxruntime_renders(tiny_bundle):
     from svgan.runtime.torch_backend import TorchBackend
 
     bundle = load_bundle(tiny_bundle)
-    ort_backend, torch_backend = OrtBackend(bundle), TorchBackend(bundle, "cpu")
+    ort_backend, torch_backend = OrtBackend(bundle), TorchBackend.from_bundle(bundle, "cpu")
     i = np.random.default_rng(0).standard_normal((2, 32)).astype(np.float32)
     (state_o, w_o), (state_t, w_t) = ort_backend.generator_init(i), torch_backend.generator_init(i)
     np.testing.assert_allclose(w_t, w_o, atol=1e-4)
@@ -234,14 +234,15 @@ def rendered_frames(bundle_dir: Path, backend: str, seed: int, frames: int) -> n
     """The frames `svgan-stream --seed SEED` renders (random identity), before the encoder sees them."""
     from svgan.runtime.backends import make_backend
     from svgan.runtime.identity import load_identity
-    from svgan.runtime.stream import MotionSource, StreamStats, run_stream
+    from svgan.runtime.stream import StreamStats, make_renderer, run_stream
 
     bundle = load_bundle(bundle_dir, verify=True)
     assert absolute_paths(bundle.manifest) == []  # nothing ties it to the machine that exported it
     engine = make_backend(backend, bundle, "cpu")
     offset = identity_offset(load_identity(None, seed, bundle, engine, False), bundle.pca())
     out: list[np.ndarray] = []
-    run_stream(engine, MotionSource(engine, bundle.latent_dim, offset, seed), out.append, frames, 10, StreamStats())
+    run_stream(make_renderer(engine, bundle.latent_dim, offset, seed, 10), lambda batch: out.append(batch.pixels),
+               frames, 10, StreamStats())
     return np.concatenate(out)
 
 
