@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast demo bench clean
+.PHONY: install test test-fast demo bench bench-report clean
 
 install: $(STAMP)
 
@@ -33,6 +33,9 @@ bench: $(STAMP)  ## speed figures -> docs/benchmarks/*.json and docs/benchmarks.
 	test -f demo/bundle/manifest.json || $(PY) -m svgan.world.demo --abstract --seconds 1 --output demo/check.mp4
 	for b in 1 8; do $(BENCH) stream --bundle demo/bundle --batch $$b --label "demo (config-f / 4)" \
 	    --json docs/benchmarks/stream-ort-cpu-256-demo-b$$b.json; done
+	$(MAKE) bench-report
+
+bench-report: $(STAMP)  ## docs/benchmarks.md from docs/benchmarks/*.json (e.g. after bench/gpu_round.sh's JSON landed)
 	$(PY) -c "from pathlib import Path; from svgan.bench.report import write_report; \
 	    write_report(Path('docs/benchmarks'), Path('docs/benchmarks.md'))"
 

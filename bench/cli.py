@@ -68,6 +68,48 @@ def stream(bundle: str, backend: str, device: str, batch: int, frames: int, pres
             json_out, report)
 
 
+@main.command(context_settings={"show_default": True})
+@click.option("--resolution", type=click.Choice(["256", "512", "1024"]), default="1024",
+              help="StyleGAN2 resolution (the conformance fixture's weights at this size).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cuda", help="Rendering device.")
+@click.option("--batches", default="1,4,16,32", help="Batch sizes timed for every variant, comma-separated.")
+@click.option("--variants", default="all",
+              help="Comma-separated subset of: eager-fp32, eager-fp16, fast-fp32, fast-fp16, fast-fp16-no-graph, "
+                   "fast-fp16-no-fold, fast-fp16-contiguous, fast-fp16-compiled; or 'all'.")
+@click.option("--repeats", default=10, type=click.IntRange(min=1), help="Timed calls per variant and batch.")
+@click.option("--stream-frames", default=500, type=click.IntRange(min=1), help="Frames of the end-to-end run into MP4.")
+@click.option("--stream-batch", default=16, type=click.IntRange(min=1), help="Batch of the end-to-end run.")
+@click.option("--preset", default="ultrafast", help="x264 preset of the end-to-end run.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the result here (e.g. docs/benchmarks/render-cuda-1024.json).")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Re-render this markdown report from the JSON files beside --json.")
+@one_line_errors("svgan-bench")
+def render(resolution: str, device: str, batches: str, variants: str, repeats: int, stream_frames: int,
+           stream_batch: int, preset: str, json_out: Path | None, report: Path | None) -> None:
+    """The torch render path: correctness against the CPU fp32 reference, ms/frame per variant and batch (each
+    variant switches one fast-path step off), and end-to-end fps into MP4 with first-frame latency."""
+    import torch
+
+    from .render import VARIANTS, RenderBenchConfig, run_render_bench
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available")
+    chosen = tuple(VARIANTS) if variants == "all" else tuple(v.strip() for v in variants.split(","))
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if unknown:
+        raise UserError(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
+    try:
+        sizes = tuple(int(b) for b in batches.split(","))
+    except ValueError:
+        raise UserError(f"--batches: expected comma-separated integers, got {batches!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise UserError(f"--batches: batch sizes must be >= 1, got {batches!r}")
+    _record(run_render_bench(RenderBenchConfig(int(resolution), device, sizes, chosen, repeats,
+                                               stream_frames=stream_frames, stream_batch=stream_batch,
+                                               preset=preset)), json_out, report)
+
+
 def _record(result: dict, json_out: Path | None, report: Path | None) -> None:
     result["command"] = "svgan-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     text = json.dumps(result, indent=2)

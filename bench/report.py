@@ -86,6 +86,47 @@ def _export_section(folder: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+RENDER_GOALS = ("Goals on one H100 at 1024x1024 (issue 14): render <= 3 ms/frame at batch 1 and >= 1,500 frames/s "
+                "batched; end to end into MP4 >= 200 fps; first frame <= 300 ms after the models are loaded; "
+                "PSNR >= 40 dB against the CPU fp32 reference.")
+
+
+def _render_section(folder: Path) -> str:
+    rows = sorted(_load(folder, "render-*.json"), key=lambda r: (r["device_name"], r["config"]["resolution"]))
+    lines = ["## The torch render path (`svgan-bench render`, `bench/gpu_round.sh`)", "",
+             "Conformance-fixture StyleGAN2 weights; ms per frame from W+ on the device to uint8 RGB on the device "
+             "(CUDA events, no host copy). Each variant switches one step of the fast path off. PSNR and max abs "
+             "error against the CPU fp32 reference (official modulated convolution) on 4 codes. End to end: G's "
+             "steps + synthesis + yuv420p conversion in one CUDA graph, pinned copies, libx264 into /dev/null.",
+             RENDER_GOALS, ""]
+    if not rows:
+        lines.append("GPU: not measured (no session with a GPU has run `bench/gpu_round.sh` yet).")
+        return "\n".join(lines) + "\n"
+    for r in rows:
+        batches = [str(b) for b in r["config"]["batches"]]
+        lines += [f"### {r['device_name']}, {r['config']['resolution']}x{r['config']['resolution']} "
+                  f"(torch {r['torch']})", "",
+                  "| variant | " + " | ".join(f"ms/frame @ {b}" for b in batches) +
+                  " | PSNR (dB) | max abs error | RGB within 1 level |",
+                  "|---|" + "---|" * (len(batches) + 3)]
+        for name, v in r["variants"].items():
+            c = v["correctness"]
+            lines.append(f"| {name} | " + " | ".join(f"{v['ms_per_frame'][b]:.2f}" for b in batches) +
+                         f" | {c['psnr_db']:.1f} | {c['max_abs_error']:.1e} | {c['rgb_within_1_level']:.4f} |")
+        e = r["end_to_end"]
+        lines += ["", "| end to end (fast-fp16) | frames | batch | fps | first frame (ms) | renderer set-up (s) |",
+                  "|---|---|---|---|---|---|"]
+        for label, key, batch in (("yuv420p on the GPU", "batched", e["batch"]), ("RGB to the host", "batched",
+                                  e["batch"]), ("yuv420p, batch 1", "batch_1", 1)):
+            fmt = "rgb24" if label.startswith("RGB") else "yuv420p"
+            row = e[key][fmt]
+            lines.append(f"| {label} ({e['preset']}) | {e['frames'] if key == 'batched' else min(50, e['frames'])} |"
+                         f" {batch} | {row['fps']:.1f} | {row['first_frame_ms']:.0f} | {row['renderer_setup_s']:.2f} |")
+        lines += ["", f"Command: `{r['command']}`", ""]
+    return "\n".join(lines) + "\n"
+
+
 def write_report(folder: Path, out: Path) -> None:
-    sections = [HEADER, _train_section(folder), _export_section(folder), _stream_section(folder)]
+    sections = [HEADER, _train_section(folder), _export_section(folder), _stream_section(folder),
+                _render_section(folder)]
     out.write_text("\n".join(sections))

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The prepared GPU round (issue 14): every GPU figure docs/benchmarks.md shows, in one call of the device tool.
+#
+#   bench/gpu_round.sh OUT        # from the repository root, on the GPU machine, in at most ~8 minutes
+#
+# Writes into OUT: render-cuda-256.json and render-cuda-1024.json (`svgan-bench render`: correctness against the
+# CPU fp32 reference on the conformance fixture's weights, ms/frame per fast-path variant at batch 1/4/16/32,
+# end-to-end fps into MP4 and first-frame latency), train-cuda.json (`svgan-bench train --device cuda`), gpu.txt
+# (nvidia-smi) and logs.tgz. Copy the JSON files into docs/benchmarks/ and run `make bench-report`.
+#
+# The machine has no svgan install and no PyAV: call it through the device tool with `.whl` (PyAV's cp312 wheel,
+# see README "Benchmarks") in `carry`:
+#   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+#   bash bench/gpu_round.sh $OUT
+set -euo pipefail
+out=${1:?usage: bench/gpu_round.sh OUT}
+work=${WORK:-/tmp/gpu-round}
+logs=$work/logs
+mkdir -p "$out" "$logs"
+trap 'tar -czf "$out/logs.tgz" -C "$work" logs' EXIT
+# Runs a step with its output in logs/NAME.log; on failure shows the log's end and goes on with the next step.
+step() { local name=$1; shift; echo "== $name $(date +%T)"; "$@" > "$logs/$name.log" 2>&1 || tail -c 2000 "$logs/$name.log"; }
+
+# The package layout pyproject.toml declares (svgan.models = models/, ...), without pip.
+pkg=$work/pkg/svgan
+mkdir -p "$pkg"
+cp svgan/*.py "$pkg"/
+for sub in models training export runtime world bench; do ln -sfn "$PWD/$sub" "$pkg/$sub"; done
+export PYTHONPATH=$work/pkg${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+bench() { python3 -P -c 'from svgan.bench.cli import main; main()' "$@"; }
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$out/gpu.txt" || true
+python3 -c 'import torch, av; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "av", av.__version__)'
+
+# Smallest first: a broken set-up shows within a minute, before the long steps.
+step render-256 bench render --resolution 256 --batches 1,16 --repeats 5 --stream-frames 100 \
+    --json "$out/render-cuda-256.json"
+step render-1024 bench render --resolution 1024 --json "$out/render-cuda-1024.json"
+step train bench train --device cuda --json "$out/train-cuda.json"
+ls -la "$out"
