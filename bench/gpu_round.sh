@@ -12,8 +12,11 @@
 # see README "Benchmarks") in `carry`:
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
 #   bash bench/gpu_round.sh $OUT
+#
+# DEVICE=cpu SMOKE=1 bench/gpu_round.sh OUT checks the script's plumbing on a machine without a GPU (seconds).
 set -euo pipefail
 out=${1:?usage: bench/gpu_round.sh OUT}
+device=${DEVICE:-cuda}
 work=${WORK:-/tmp/gpu-round}
 logs=$work/logs
 mkdir -p "$out" "$logs"
@@ -31,9 +34,15 @@ bench() { python3 -P -c 'from svgan.bench.cli import main; main()' "$@"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$out/gpu.txt" || true
 python3 -c 'import torch, av; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "av", av.__version__)'
 
+if [[ -n ${SMOKE:-} ]]; then
+    step smoke bench render --resolution 256 --device "$device" --batches 1 --variants eager-fp32,fast-fp32 \
+        --repeats 1 --stream-frames 2 --stream-batch 2 --json "$out/render-$device-smoke.json"
+    ls -la "$out"
+    exit 0
+fi
 # Smallest first: a broken set-up shows within a minute, before the long steps.
-step render-256 bench render --resolution 256 --batches 1,16 --repeats 5 --stream-frames 100 \
-    --json "$out/render-cuda-256.json"
-step render-1024 bench render --resolution 1024 --json "$out/render-cuda-1024.json"
-step train bench train --device cuda --json "$out/train-cuda.json"
+step render-256 bench render --resolution 256 --device "$device" --batches 1,16 --repeats 5 --stream-frames 100 \
+    --json "$out/render-$device-256.json"
+step render-1024 bench render --resolution 1024 --device "$device" --json "$out/render-$device-1024.json"
+step train bench train --device "$device" --json "$out/train-$device.json"
 ls -la "$out"

@@ -154,7 +154,9 @@ def run_render_bench(config: RenderBenchConfig) -> dict:
     with torch.no_grad():
         reference = reference_decoder.use_modconv("reference").synthesize(codes)
     decoder = fixture_generator(config.resolution).use_modconv("export")
-    generator = TemporalGenerator(TemporalGeneratorConfig(n_styles=decoder.n_styles, style_dim=decoder.config.style_dim))
+    # G's weights do not change its cost: a fresh paper-sized G on the decoder's W+ shape.
+    generator = TemporalGenerator(TemporalGeneratorConfig(n_styles=decoder.n_styles,
+                                                          style_dim=decoder.config.style_dim))
     results: dict[str, dict] = {}
     for variant in config.variants:
         graphs = VARIANTS[variant][3]

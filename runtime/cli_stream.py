@@ -64,13 +64,15 @@ def _frame_count(frames: int | None, seconds: float | None, fps: float) -> int |
               help="Encode frames enlarged this many times (bicubic): e.g. 4 turns 64x64 frames into 256x256.")
 @click.option("--crf", default=20, help="x264 quality (lower = better, larger).")
 @click.option("--preset", default="veryfast", help="x264 preset (ultrafast .. veryslow): speed vs size.")
+@click.option("--encoder-threads", default=0, type=click.IntRange(min=0),
+              help="libx264 frame threads; 0 lets x264 choose (about 1.5 per core).")
 @click.option("--verify", is_flag=True, help="Check every bundle file against its sha256 first.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the statistics as JSON to this file.")
 @one_line_errors("svgan-stream")
 def main(bundle_dir: Path, identity: Path | None, aligned: bool, seed: int, frames: int | None, seconds: float | None,
          fps: float | None, output: Path | None, backend: str, device: str, fp16: bool, batch: int, upscale: int, crf: int,
-         preset: str, verify: bool, json_out: Path | None) -> None:
+         preset: str, encoder_threads: int, verify: bool, json_out: Path | None) -> None:
     """Stream endless, smooth talking-head video for any identity as H.264 in fragmented MP4 (stdout or -o)."""
     start = time.perf_counter()
     target = _open_output(output)
@@ -85,7 +87,7 @@ def main(bundle_dir: Path, identity: Path | None, aligned: bool, seed: int, fram
                                "resolution": bundle.resolution})
     n = _frame_count(frames, seconds, fps)
     sink = ThreadedSink(target, fps=fps, width=bundle.resolution, height=bundle.resolution, crf=crf, preset=preset,
-                        upscale=upscale)
+                        threads=encoder_threads, upscale=upscale)
     closed = interrupted = False
     stop = StopFlag()
     previous = signal.signal(signal.SIGINT, stop.handle)
