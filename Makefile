@@ -33,6 +33,7 @@ bench: $(STAMP)  ## speed figures -> docs/benchmarks/*.json and docs/benchmarks.
 	test -f demo/bundle/manifest.json || $(PY) -m svgan.world.demo --abstract --seconds 1 --output demo/check.mp4
 	for b in 1 8; do $(BENCH) stream --bundle demo/bundle --batch $$b --label "demo (config-f / 4)" \
 	    --json docs/benchmarks/stream-ort-cpu-256-demo-b$$b.json; done
+	$(BENCH) serve --json docs/benchmarks/serve-cpu-demo.json
 	$(MAKE) bench-report
 
 bench-report: $(STAMP)  ## docs/benchmarks.md from docs/benchmarks/*.json (e.g. after bench/gpu_round.sh's JSON landed)

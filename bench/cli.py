@@ -110,6 +110,33 @@ def render(resolution: str, device: str, batches: str, variants: str, repeats: i
                                                preset=preset)), json_out, report)
 
 
+@main.command(context_settings={"show_default": True})
+@click.option("--bundle", type=click.Path(file_okay=False), default=None,
+              help="Bundle to serve. Default: the demo world's.")
+@click.option("--streams", default="1,2,4,8,16", help="Concurrent stream counts to measure, comma-separated.")
+@click.option("--frames", default=100, type=click.IntRange(min=1), help="Frames per stream.")
+@click.option("--chunk-frames", default=4, type=click.IntRange(min=1), help="svgan-serve --chunk-frames.")
+@click.option("--batch-wait-ms", default=5.0, help="svgan-serve --batch-wait-ms.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the result here (e.g. docs/benchmarks/serve-cpu-demo.json).")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Re-render this markdown report from the JSON files beside --json.")
+@one_line_errors("svgan-bench")
+def serve(bundle: str | None, streams: str, frames: int, chunk_frames: int, batch_wait_ms: float,
+          json_out: Path | None, report: Path | None) -> None:
+    """svgan-serve over real HTTP: aggregate frames/s, per-stream real-time factor, frame latency, batch sizes and
+    memory for each number of concurrent streams, against the same bundle rendered in one process."""
+    from .serve import ServeBenchConfig, run_serve_bench
+
+    try:
+        counts = tuple(int(n) for n in streams.split(","))
+    except ValueError:
+        raise UserError(f"--streams: expected comma-separated integers, got {streams!r}") from None
+    if not counts or min(counts) < 1:
+        raise UserError(f"--streams: counts must be >= 1, got {streams!r}")
+    _record(run_serve_bench(ServeBenchConfig(bundle, counts, frames, chunk_frames, batch_wait_ms)), json_out, report)
+
+
 def _record(result: dict, json_out: Path | None, report: Path | None) -> None:
     result["command"] = "svgan-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     text = json.dumps(result, indent=2)

@@ -126,7 +126,44 @@ def _render_section(folder: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+SERVE_GOAL = ("Goal (issue 15): with 8 concurrent streams the aggregate is at least 0.8 of the single-process batched "
+              "render throughput on the same machine, and every stream stays real time while the aggregate allows it.")
+
+
+def _serve_section(folder: Path) -> str:
+    lines = ["## Serving many streams (`svgan-bench serve`)", "",
+             "`svgan-serve` (its own local Ray, one replica, `--lead-seconds 0`: streams render as fast as they can) "
+             "over real HTTP; N streams of the same length opened at once and read to the end. Aggregate = all "
+             "frames / the level's wall time; real-time factor = a stream's frames/s over the frame rate (slowest, "
+             "median); frame latency = from a stream asking for a chunk of frames to their being encoded (queue wait "
+             "+ synthesis + x264); batch = frames per synthesis call; memory = peak resident set of the server and "
+             "every process of its Ray. The reference is the same bundle rendered in one process at batch 8 (G + "
+             "synthesis; and end to end into MP4), measured just before.", SERVE_GOAL, ""]
+    rows = sorted(_load(folder, "serve-*.json"), key=lambda r: r["device_name"])
+    if not rows:
+        lines.append("Not measured yet.")
+    for r in rows:
+        ref = r["reference"]
+        lines += [f"### {r['device_name']}, {r['resolution']}x{r['resolution']} at {r['fps']:g} fps", "",
+                  f"Reference, one process, batch {ref['batch']}: render {ref['render_fps']:.0f} frames/s, end to end "
+                  f"{ref['end_to_end_fps']:.0f} frames/s. Server start {r['startup_s']:.0f} s, stop (SIGTERM) "
+                  f"{r['stop_s']:.1f} s, idle memory {r['idle_rss_mb']:.0f} MB.", "",
+                  "| streams | aggregate frames/s | / render ref | / end-to-end ref | real-time factor (min / median)"
+                  " | frame latency p50 / p99 (ms) | queue wait p50 / p99 (ms) | mean batch (frames)"
+                  " | peak memory (MB) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for v in r["levels"]:
+            lat, wait = v["frame_latency_ms"], v["queue_wait_ms"]
+            lines.append(f"| {v['streams']} | {v['aggregate_fps']:.0f} | {v['vs_render']:.2f} |"
+                         f" {v['vs_end_to_end']:.2f} |"
+                         f" {v['realtime_factor_min']:.2f} / {v['realtime_factor_median']:.2f} |"
+                         f" {lat['p50']:.0f} / {lat['p99']:.0f} | {wait['p50']:.1f} / {wait['p99']:.1f} |"
+                         f" {v['mean_batch_frames']:.1f} | {v['peak_rss_mb']:.0f} |")
+        lines += ["", f"Command: `{r['command']}`", ""]
+    return "\n".join(lines) + "\n"
+
+
 def write_report(folder: Path, out: Path) -> None:
     sections = [HEADER, _train_section(folder), _export_section(folder), _stream_section(folder),
-                _render_section(folder)]
+                _render_section(folder), _serve_section(folder)]
     out.write_text("\n".join(sections))

@@ -38,7 +38,7 @@ def identity_from_image(path: Path, backend: Backend, size: int, aligned: bool =
         image = Image.open(path).convert("RGB")
     except FileNotFoundError:
         raise UserError(f"identity image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
         raise UserError(f"cannot read identity image {path}: {e}") from None
     if aligned:
         face = np.asarray(image if image.size == (size, size) else image.resize((size, size), Image.Resampling.LANCZOS))
@@ -54,9 +54,15 @@ def identity_from_npy(path: Path, bundle: Bundle) -> np.ndarray:
         w = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read W+ code {path}: {e}") from None
+    if not isinstance(w, np.ndarray):  # an .npz archive loads as a mapping of arrays
+        raise UserError(f"{path} is not a single W+ code (.npy); it holds {type(w).__name__}")
     expected = (bundle.n_styles, bundle.style_dim)
     if w.shape not in (expected, (1, *expected)):
         raise UserError(f"{path} holds a code of shape {list(w.shape)}; this bundle needs {list(expected)}")
+    if w.dtype.kind not in "fiu":
+        raise UserError(f"{path} holds a code of dtype {w.dtype}; expected floating-point numbers")
+    if not np.all(np.isfinite(w)):
+        raise UserError(f"{path} holds a code with NaN or infinite values")
     return w.reshape(expected).astype(np.float32)
 
 

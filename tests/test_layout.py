@@ -21,7 +21,8 @@ ALLOWED: dict[str, set[str]] = {
     "export": {"models", "runtime"},
     "training": {"models", "runtime"},
     "world": {"models", "runtime", "export", "training"},
-    "bench": {"models", "runtime", "export", "training"},
+    "bench": {"models", "runtime", "export", "training", "serve"},
+    "serve": {"runtime"},
 }
 SUBPACKAGES = set(ALLOWED)
 TORCH_PREFIX = "torch_"  # runtime/torch_*.py: the runtime's only modules that may import torch

@@ -1,0 +1,61 @@
+"""A stream's motion: the actor (random, an uploaded photo or W+ code) offset onto G's trajectory.
+
+Exactly what `svgan-stream` does (runtime's `load_identity`, `identity_offset`, `MotionSource`), so the same seed
+and identity give the same codes. An upload is written to a private temporary file because the runtime reads
+identities from paths (and tells a W+ code from a photo by its `.npy` name); its messages then name the upload,
+not that file.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from svgan.errors import UserError
+from svgan.runtime.backends import Backend
+from svgan.runtime.bundle import PCA, Bundle
+from svgan.runtime.identity import load_identity
+from svgan.runtime.offset_trick import identity_offset
+from svgan.runtime.stream import MotionSource
+
+from .stream_request import RequestError, StreamRequest
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def stream_motion(request: StreamRequest, bundle: Bundle, backend: Backend, pca: PCA,
+                  max_image_pixels: int) -> MotionSource:
+    """The stream's `MotionSource`; a bad upload raises `RequestError` (422, or 413 for a huge image)."""
+    offset = identity_offset(_identity_code(request, bundle, backend, max_image_pixels), pca)
+    return MotionSource(backend, bundle.latent_dim, offset, request.seed)
+
+
+def _identity_code(request: StreamRequest, bundle: Bundle, backend: Backend, max_image_pixels: int) -> np.ndarray:
+    if request.identity is None:
+        return load_identity(None, request.seed, bundle, backend)
+    is_code = request.identity.startswith(NPY_MAGIC)
+    with tempfile.TemporaryDirectory(prefix="svgan-serve-") as folder:
+        path = Path(folder) / ("identity.npy" if is_code else "identity.image")
+        path.write_bytes(request.identity)
+        try:
+            if not is_code:
+                _check_image_size(path, max_image_pixels)
+            return load_identity(path, request.seed, bundle, backend, request.aligned)
+        except RequestError:
+            raise
+        except UserError as e:
+            raise RequestError(str(e).replace(str(path), request.identity_name)) from None
+
+
+def _check_image_size(path: Path, max_pixels: int) -> None:
+    """Refuses a huge image from its header alone: a small PNG can decode to gigabytes."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        return  # `load_identity` says what is wrong with it
+    if width * height > max_pixels:
+        raise RequestError(f"image of {width}x{height} pixels is too large (at most {max_pixels} pixels)", 413)
