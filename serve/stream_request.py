@@ -123,13 +123,18 @@ def frame_count(request: StreamRequest, fps: float) -> int | None:
     return request.frames
 
 
-def _integer(fields: Mapping[str, object], name: str, low: int, high: int | None) -> int:
-    value = fields[name]
+def _typed(value: object, convert: type) -> object:
+    """A form field's string converted (JSON fields come typed); left as it is when it does not convert."""
     if isinstance(value, str):
         try:
-            value = int(value.strip())
+            return convert(value.strip())
         except ValueError:
             pass
+    return value
+
+
+def _integer(fields: Mapping[str, object], name: str, low: int, high: int | None) -> int:
+    value = _typed(fields[name], int)
     if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
         bound = f"at least {low}" if high is None else f"from {low} to {high}"
         raise RequestError(f"{name} must be an integer {bound}, got {_shown(fields[name])}")
@@ -137,12 +142,7 @@ def _integer(fields: Mapping[str, object], name: str, low: int, high: int | None
 
 
 def _number(fields: Mapping[str, object], name: str, above: float, high: float | None) -> float:
-    value = fields[name]
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            pass
+    value = _typed(fields[name], float)
     if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
             or value <= above or (high is not None and value > high)):
         bound = f"above {above:g}" + ("" if high is None else f" and at most {high:g}")
