@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from svgan.errors import UserError, one_line_errors
+from svgan.runtime.x264 import X264_PRESETS
 
 from .report import write_report
 from .train import TrainBenchConfig, run_train_bench
@@ -48,9 +49,10 @@ def train(frames: int, n_styles: int, batch_size: int, iterations: int, device: 
 @click.option("--bundle", required=True, type=click.Path(file_okay=False), help="Bundle to stream from.")
 @click.option("--backend", type=click.Choice(["ort", "trt", "torch"]), default="ort", help="Inference backend.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Rendering device.")
-@click.option("--batch", default=1, help="Frames per synthesis call.")
-@click.option("--frames", default=50, help="Frames per measurement.")
-@click.option("--preset", default="veryfast", help="x264 preset of the encode and end-to-end runs.")
+@click.option("--batch", default=1, type=click.IntRange(min=1), help="Frames per synthesis call.")
+@click.option("--frames", default=50, type=click.IntRange(min=1), help="Frames per measurement.")
+@click.option("--preset", default="veryfast", type=click.Choice(X264_PRESETS),
+              help="x264 preset of the encode and end-to-end runs.")
 @click.option("--fp16", is_flag=True, help="fp16 graphs (ort) / half precision (torch).")
 @click.option("--label", default="", help="What the bundle is, for the report (e.g. 'config-f').")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -79,7 +81,8 @@ def stream(bundle: str, backend: str, device: str, batch: int, frames: int, pres
 @click.option("--repeats", default=10, type=click.IntRange(min=1), help="Timed calls per variant and batch.")
 @click.option("--stream-frames", default=500, type=click.IntRange(min=1), help="Frames of the end-to-end run into MP4.")
 @click.option("--stream-batch", default=16, type=click.IntRange(min=1), help="Batch of the end-to-end run.")
-@click.option("--preset", default="ultrafast", help="x264 preset of the end-to-end run.")
+@click.option("--preset", default="ultrafast", type=click.Choice(X264_PRESETS),
+              help="x264 preset of the end-to-end run.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the result here (e.g. docs/benchmarks/render-cuda-1024.json).")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,

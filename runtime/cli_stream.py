@@ -23,6 +23,7 @@ from .identity import load_identity
 from .offset_trick import identity_offset
 from .stream import StreamStats, make_renderer, run_stream, sink_writer
 from .video import SinkClosed, ThreadedSink, is_terminal
+from .x264 import X264_PRESETS
 
 DEFAULT_BUNDLE = svgan.DEMO_WORLD / "bundle"  # ships with the package
 
@@ -50,20 +51,23 @@ def _frame_count(frames: int | None, seconds: float | None, fps: float) -> int |
 @click.option("--aligned", is_flag=True,
               help="The --identity image is an aligned face already (as svgan-embed --aligned): resize, do not detect.")
 @click.option("--seed", default=0, help="Seeds the random identity (without --identity) and the motion.")
-@click.option("--frames", type=int, default=None, help="Frames to write; 0 streams until stopped. Overrides --seconds.")
-@click.option("--seconds", type=float, default=None, help="Seconds of video to write (default 10).")
-@click.option("--fps", type=float, default=None, help="Frame rate of the video (default: the training video's).")
+@click.option("--frames", type=click.IntRange(min=0), default=None,
+              help="Frames to write; 0 streams until stopped. Overrides --seconds.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds of video to write (default 10).")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Frame rate of the video (default: the training video's).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the MP4 here instead of stdout.")
 @click.option("--backend", type=click.Choice(["ort", "trt", "torch"]), default="ort",
               help="ort: onnxruntime (CPU, or CUDA with onnxruntime-gpu); trt: TensorRT engines; torch: PyTorch.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Where frames are rendered.")
 @click.option("--fp16", is_flag=True, help="Use the bundle's fp16 graphs (ort) / half precision (torch).")
-@click.option("--batch", default=1, help="Frames rendered per synthesis call.")
+@click.option("--batch", default=1, type=click.IntRange(min=1), help="Frames rendered per synthesis call.")
 @click.option("--upscale", default=1, type=click.IntRange(min=1),
               help="Encode frames enlarged this many times (bicubic): e.g. 4 turns 64x64 frames into 256x256.")
-@click.option("--crf", default=20, help="x264 quality (lower = better, larger).")
-@click.option("--preset", default="veryfast", help="x264 preset (ultrafast .. veryslow): speed vs size.")
+@click.option("--crf", default=20, type=click.IntRange(0, 51), help="x264 quality (lower = better, larger).")
+@click.option("--preset", default="veryfast", type=click.Choice(X264_PRESETS), help="x264 preset: speed vs size.")
 @click.option("--encoder-threads", default=0, type=click.IntRange(min=0),
               help="libx264 frame threads; 0 lets x264 choose (about 1.5 per core).")
 @click.option("--verify", is_flag=True, help="Check every bundle file against its sha256 first.")

@@ -16,6 +16,7 @@ import click
 
 from svgan.errors import UserError, one_line_errors
 from svgan.runtime.bundle import load_bundle
+from svgan.runtime.x264 import X264_PRESETS
 
 from .config import ServeConfig
 
@@ -54,7 +55,7 @@ PATIENT_SERVE_ENV = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_P
 @click.option("--upscale", default=DEFAULTS.upscale, type=click.IntRange(min=1),
               help="Encode frames enlarged this many times (4 turns the demo's 64x64 into 256x256).")
 @click.option("--crf", default=DEFAULTS.crf, type=click.IntRange(0, 51), help="x264 quality (lower = better).")
-@click.option("--preset", default=DEFAULTS.preset, help="x264 preset (ultrafast .. veryslow).")
+@click.option("--preset", default=DEFAULTS.preset, type=click.Choice(X264_PRESETS), help="x264 preset.")
 @click.option("--encoder-threads", default=DEFAULTS.encoder_threads, type=click.IntRange(min=0),
               help="libx264 threads per stream (0: x264 chooses); streams already share the cores.")
 @click.option("--max-upload-mb", default=DEFAULTS.max_upload_mb, type=click.FloatRange(min=0, min_open=True),
