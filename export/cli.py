@@ -49,7 +49,7 @@ def summary(manifest: dict, out: Path) -> dict:
               help="ONNX opset (TensorRT 10.0 reads up to 20).")
 @click.option("--batch-sizes", default="1,8,16",
               help="Batch sizes the runtime will use: one TensorRT optimisation profile each.")
-@click.option("--truncation-psi", default=DEFAULT_TRUNCATION_PSI, type=float,
+@click.option("--truncation-psi", default=DEFAULT_TRUNCATION_PSI, type=click.FloatRange(0, 1),
               help="Truncation for random identities, recorded in the manifest for svgan-stream.")
 @click.option("--no-torch-weights", "no_torch_weights", is_flag=True,
               help="Leave out weights.safetensors, the PyTorch weights that `svgan-stream --backend torch` runs "

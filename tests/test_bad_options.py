@@ -10,8 +10,14 @@ import pytest
 from click.testing import CliRunner
 
 from svgan.bench.cli import main as bench
+from svgan.export.cli import main as export
 from svgan.runtime.cli_stream import main as stream
 from svgan.serve.cli import main as serve
+from svgan.training.cli_embed import main as embed
+from svgan.training.cli_eval import main as evaluate
+from svgan.training.cli_train import main as train
+
+ANY_FILE = __file__  # an existing path where a command's argument must exist: the bad option comes first
 
 CASES = [
     (stream, ["--batch", "0"], "--batch"),
@@ -35,6 +41,22 @@ CASES = [
     (bench, ["render", "--repeats", "0"], "--repeats"),
     (bench, ["render", "--resolution", "300"], "--resolution"),
     (bench, ["render", "--preset", "turbo"], "--preset"),
+    (train, ["--epochs", "0", ANY_FILE], "--epochs"),
+    (train, ["--batch-size", "0", ANY_FILE], "--batch-size"),
+    (train, ["--critic-steps", "0", ANY_FILE], "--critic-steps"),
+    (train, ["--lr-g", "0", ANY_FILE], "--lr-g"),
+    (train, ["--lr-c", "-1e-3", ANY_FILE], "--lr-c"),
+    (train, ["--lambda-gp", "-1", ANY_FILE], "--lambda-gp"),
+    (train, ["--ema", "1", ANY_FILE], "--ema"),
+    (train, ["--checkpoint-every", "0", ANY_FILE], "--checkpoint-every"),
+    (train, ["--max-iterations", "0", ANY_FILE], "--max-iterations"),
+    (train, ["--seed", "-1", ANY_FILE], "--seed"),
+    (embed, ["--batch-size", "0", ANY_FILE], "--batch-size"),
+    (embed, ["--sigma-centre", "-1", ANY_FILE], "--sigma-centre"),
+    (embed, ["--detect-size", "3", ANY_FILE], "--detect-size"),
+    (embed, ["--max-frames", "0", ANY_FILE], "--max-frames"),
+    (evaluate, ["--seed", "-2", "."], "--seed"),
+    (export, ["--truncation-psi", "1.5", "."], "--truncation-psi"),
 ]
 
 

@@ -66,20 +66,25 @@ def _embed_video(video: Path, checkpoint: Path, out: Path, options: EmbedOptions
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output .npz: wplus [N, n_styles, 512], fps, alignment parameters, provenance.")
 @click.option("--aligned", is_flag=True, help="Frames are already FFHQ-aligned faces: skip detection and filtering.")
-@click.option("--sigma-centre", default=DEFAULT_SIGMA_SECONDS[0], help="Low-pass width (s) of the crop centre.")
-@click.option("--sigma-side", default=DEFAULT_SIGMA_SECONDS[1], help="Low-pass width (s) of the crop scale.")
-@click.option("--sigma-angle", default=DEFAULT_SIGMA_SECONDS[2], help="Low-pass width (s) of the crop rotation.")
-@click.option("--detect-size", default=DEFAULTS.detect_size,
+@click.option("--sigma-centre", default=DEFAULT_SIGMA_SECONDS[0], type=click.FloatRange(min=0),
+              help="Low-pass width (s) of the crop centre.")
+@click.option("--sigma-side", default=DEFAULT_SIGMA_SECONDS[1], type=click.FloatRange(min=0),
+              help="Low-pass width (s) of the crop scale.")
+@click.option("--sigma-angle", default=DEFAULT_SIGMA_SECONDS[2], type=click.FloatRange(min=0),
+              help="Low-pass width (s) of the crop rotation.")
+@click.option("--detect-size", default=DEFAULTS.detect_size, type=click.IntRange(min=32),
               help="Detect faces on frames shrunk to this longest side (speed); crops use full resolution.")
-@click.option("--batch-size", default=DEFAULTS.batch_size, help="Frames per pSp batch.")
-@click.option("--max-frames", type=int, default=None, help="Embed only the first N frames (a quick trial).")
+@click.option("--batch-size", default=DEFAULTS.batch_size, type=click.IntRange(min=1), help="Frames per pSp batch.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None,
+              help="Embed only the first N frames (a quick trial).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Where pSp runs.")
 @click.option("--preview", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write an MP4 of aligned crop | pSp reconstruction side by side.")
 @click.option("--synthetic", type=float, default=None, metavar="SECONDS",
               help="Instead of a video: write a synthetic W+ sequence of this length (known dynamics, no weights).")
-@click.option("--n-styles", default=18, help="With --synthetic: styles per code (18 = 1024x1024).")
-@click.option("--seed", default=0, help="With --synthetic: the motion's seed.")
+@click.option("--n-styles", default=18, type=click.IntRange(min=1),
+              help="With --synthetic: styles per code (18 = 1024x1024).")
+@click.option("--seed", default=0, type=click.IntRange(min=0), help="With --synthetic: the motion's seed.")
 @click.option("--slow-drift", "slow_drift_std", type=click.FloatRange(min=0), default=SYNTHETIC.slow_drift_std,
               metavar="STD", help="With --synthetic: add a slow Ornstein-Uhlenbeck head drift with this std (state "
                                   "units; the fast yaw drift has 0.6) to yaw, 0.6x to pitch, 0.35x to roll. 0: off.")

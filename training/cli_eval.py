@@ -42,7 +42,8 @@ HORIZON = DEFAULTS.horizon
                    "paper's t = 250 and its 1,500-frame samples by default). A horizon longer than "
                    "--long-frames is reported as null with the reason.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Device G is sampled on.")
-@click.option("--seed", default=DEFAULTS.seed, help="Seeds G's inputs (short: SEED, long: SEED + 1).")
+@click.option("--seed", default=DEFAULTS.seed, type=click.IntRange(min=0),
+              help="Seeds G's inputs (short: SEED, long: SEED + 1).")
 @one_line_errors("svgan-eval")
 def main(run_dir: Path, data: Path | None, json_out: Path | None, plots_dir: Path | None, short: int | None,
          long_: int, long_frames: int, horizons: tuple[int, ...], device: str, seed: int) -> None:

@@ -24,15 +24,23 @@ DEFAULTS = TrainConfig()
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run directory: checkpoint.pt, pca.npz, metrics.csv, samples.npz, config.json.")
-@click.option("--epochs", default=DEFAULTS.epochs, help="Passes over every 25-frame window of DATA (paper: 350).")
-@click.option("--batch-size", default=DEFAULTS.batch_size, help="Windows per critic and generator step.")
-@click.option("--critic-steps", default=DEFAULTS.critic_steps, help="Critic updates per generator update.")
-@click.option("--lr-g", default=DEFAULTS.lr_g, help="Adam learning rate of G.")
-@click.option("--lr-c", default=DEFAULTS.lr_c, help="Adam learning rate of C.")
-@click.option("--lambda-gp", default=DEFAULTS.lambda_gp, help="Weight of the WGAN gradient penalty (paper: 50).")
-@click.option("--lambda-gap", default=DEFAULTS.lambda_gap, help="Weight of the gradient angle penalty (paper: 100).")
+@click.option("--epochs", default=DEFAULTS.epochs, type=click.IntRange(min=1),
+              help="Passes over every 25-frame window of DATA (paper: 350).")
+@click.option("--batch-size", default=DEFAULTS.batch_size, type=click.IntRange(min=1),
+              help="Windows per critic and generator step.")
+@click.option("--critic-steps", default=DEFAULTS.critic_steps, type=click.IntRange(min=1),
+              help="Critic updates per generator update.")
+@click.option("--lr-g", default=DEFAULTS.lr_g, type=click.FloatRange(min=0, min_open=True),
+              help="Adam learning rate of G.")
+@click.option("--lr-c", default=DEFAULTS.lr_c, type=click.FloatRange(min=0, min_open=True),
+              help="Adam learning rate of C.")
+@click.option("--lambda-gp", default=DEFAULTS.lambda_gp, type=click.FloatRange(min=0),
+              help="Weight of the WGAN gradient penalty (paper: 50).")
+@click.option("--lambda-gap", default=DEFAULTS.lambda_gap, type=click.FloatRange(min=0),
+              help="Weight of the gradient angle penalty (paper: 100).")
 @click.option("--no-gap", is_flag=True, help="Train without the gradient angle penalty (the paper's ablation).")
-@click.option("--ema", default=DEFAULTS.ema, help="EMA momentum of G's weights (paper: 0.995).")
+@click.option("--ema", default=DEFAULTS.ema, type=click.FloatRange(0, 1, max_open=True),
+              help="EMA momentum of G's weights (paper: 0.995).")
 @click.option("--model", "model_size", type=click.Choice(sorted(MODEL_SIZES)), default="paper",
               help="Widths of G and C: the paper's, or 'small' (about a quarter; CPU experiments, the demo world).")
 @click.option("--pool-size", type=click.IntRange(min=0), default=DEFAULTS.pool_size,
@@ -57,11 +65,13 @@ DEFAULTS = TrainConfig()
               help="With --slow-weight: top PCA components the slow critic reads.")
 @click.option("--slow-batch", type=click.IntRange(min=1), default=DEFAULTS.slow_batch,
               help="With --slow-weight: long windows per slow critic step and per generator step.")
-@click.option("--checkpoint-every", default=DEFAULTS.checkpoint_every, help="Iterations between checkpoints.")
-@click.option("--max-iterations", type=int, default=None,
+@click.option("--checkpoint-every", default=DEFAULTS.checkpoint_every, type=click.IntRange(min=1),
+              help="Iterations between checkpoints.")
+@click.option("--max-iterations", type=click.IntRange(min=1), default=None,
               help="Stop (with a checkpoint) after this many more iterations: train in resumable chunks.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Training device.")
-@click.option("--seed", default=DEFAULTS.seed, help="Seeds initialisation, window order and noise.")
+@click.option("--seed", default=DEFAULTS.seed, type=click.IntRange(min=0),
+              help="Seeds initialisation, window order and noise.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out bit for bit (--epochs may be raised).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a JSON summary here ('-' for stdout).")
