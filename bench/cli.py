@@ -24,10 +24,14 @@ def main() -> None:
 
 
 @main.command(context_settings={"show_default": True})
-@click.option("--frames", default=DEFAULTS.frames, help="Length of the synthetic W+ training set (paper: ~10 min).")
-@click.option("--n-styles", default=DEFAULTS.n_styles, help="Styles per code (18 = 1024x1024).")
-@click.option("--batch-size", default=DEFAULTS.batch_size, help="Windows per step (svgan-train's default).")
-@click.option("--iterations", default=DEFAULTS.iterations, help="Timed repetitions of each measurement.")
+@click.option("--frames", type=click.IntRange(min=1), default=DEFAULTS.frames,
+              help="Length of the synthetic W+ training set (paper: ~10 min).")
+@click.option("--n-styles", type=click.IntRange(min=1), default=DEFAULTS.n_styles,
+              help="Styles per code (18 = 1024x1024).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS.batch_size,
+              help="Windows per step (svgan-train's default).")
+@click.option("--iterations", type=click.IntRange(min=1), default=DEFAULTS.iterations,
+              help="Timed repetitions of each measurement.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Training device.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the result here (e.g. docs/benchmarks/train-cpu.json).")

@@ -16,6 +16,7 @@ from svgan.serve.cli import main as serve
 from svgan.training.cli_embed import main as embed
 from svgan.training.cli_eval import main as evaluate
 from svgan.training.cli_train import main as train
+from svgan.world.cli import main as world
 
 ANY_FILE = __file__  # an existing path where a command's argument must exist: the bad option comes first
 
@@ -57,6 +58,13 @@ CASES = [
     (embed, ["--max-frames", "0", ANY_FILE], "--max-frames"),
     (evaluate, ["--seed", "-2", "."], "--seed"),
     (export, ["--truncation-psi", "1.5", "."], "--truncation-psi"),
+    (world, ["video", "--seconds", "-3", "out.mp4"], "--seconds"),
+    (world, ["video", "--size", "2", "out.mp4"], "--size"),
+    (world, ["dataset", "--faces", "0", "faces.npz"], "--faces"),
+    (world, ["train-stylegan", "--minutes", "0", "run"], "--minutes"),
+    (world, ["train-psp", "--lr", "-1", "run"], "--lr"),
+    (world, ["train-reader", "--threads", "0", "reader.pt"], "--threads"),
+    (bench, ["train", "--iterations", "0"], "--iterations"),
 ]
 
 

@@ -106,24 +106,32 @@ def _train_chunks(tool: str, trainer: ChunkedRun, iterations: int, minutes: floa
 
 @main.command("train-stylegan", context_settings=SETTINGS)
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--iterations", default=100_000, help="Total iterations of the run (one D and one G step each).")
-@click.option("--minutes", type=float, default=None, help="Stop (with a checkpoint) after this much wall time.")
+@click.option("--iterations", type=click.IntRange(min=1), default=100_000,
+              help="Total iterations of the run (one D and one G step each).")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop (with a checkpoint) after this much wall time.")
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR bit for bit.")
-@click.option("--batch-size", default=GAN_DEFAULTS.batch_size, help="Images per D and G step.")
-@click.option("--dataset-size", default=GAN_DEFAULTS.dataset_size, help="Faces rendered once into the run.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=GAN_DEFAULTS.batch_size,
+              help="Images per D and G step.")
+@click.option("--dataset-size", type=click.IntRange(min=1), default=GAN_DEFAULTS.dataset_size,
+              help="Faces rendered once into the run.")
 @click.option("--dataset", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Train on these faces (from `svgan-world dataset`) instead of rendering --dataset-size.")
-@click.option("--eye-weight", default=GAN_DEFAULTS.eye_weight,
+@click.option("--eye-weight", type=click.FloatRange(min=0), default=GAN_DEFAULTS.eye_weight,
               help="Weight of a second discriminator that sees only the eye box (0 = none).")
 @click.option("--init", "init", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Start G from this stylegan2.pt (e.g. one trained elsewhere); D starts fresh.")
 @click.option("--r1-gamma", default=GAN_DEFAULTS.r1_gamma, help="Weight of the R1 penalty on real images.")
-@click.option("--lr", default=GAN_DEFAULTS.lr, help="Adam learning rate (D's is corrected for lazy R1).")
-@click.option("--checkpoint-every", default=GAN_DEFAULTS.checkpoint_every, help="Iterations between checkpoints.")
-@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
-@click.option("--workers", default=1, help="Processes that render the dataset.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=GAN_DEFAULTS.lr,
+              help="Adam learning rate (D's is corrected for lazy R1).")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=GAN_DEFAULTS.checkpoint_every,
+              help="Iterations between checkpoints.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads (default: torch's choice).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, help="Processes that render the dataset.")
 @click.option("--device", default="cpu", help="Where to train: cpu, cuda or cuda:N.")
-@click.option("--seed", default=GAN_DEFAULTS.seed, help="Seeds the dataset, initialisation and noise.")
+@click.option("--seed", type=click.IntRange(min=0), default=GAN_DEFAULTS.seed,
+              help="Seeds the dataset, initialisation and noise.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-world train-stylegan")
@@ -153,23 +161,30 @@ def train_stylegan(run_dir: Path, iterations: int, minutes: float | None, resume
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--stylegan", "stylegan_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The world's StyleGAN2 (stylegan2.pt from train-stylegan): the frozen decoder.")
-@click.option("--iterations", default=20_000, help="Total iterations of the run.")
-@click.option("--minutes", type=float, default=None, help="Stop (with a checkpoint) after this much wall time.")
+@click.option("--iterations", type=click.IntRange(min=1), default=20_000, help="Total iterations of the run.")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop (with a checkpoint) after this much wall time.")
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR bit for bit.")
-@click.option("--batch-size", default=PSP_DEFAULTS.batch_size, help="Half generator samples, half rendered faces.")
-@click.option("--lr", default=PSP_DEFAULTS.lr, help="Adam learning rate of the encoder.")
-@click.option("--feature-weight", default=PSP_DEFAULTS.feature_weight,
+@click.option("--batch-size", type=click.IntRange(min=1), default=PSP_DEFAULTS.batch_size,
+              help="Half generator samples, half rendered faces.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=PSP_DEFAULTS.lr,
+              help="Adam learning rate of the encoder.")
+@click.option("--feature-weight", type=click.FloatRange(min=0), default=PSP_DEFAULTS.feature_weight,
               help="Pixel-loss weight inside the eye and mouth boxes of the aligned crop (1 = plain L2).")
-@click.option("--w-norm", default=PSP_DEFAULTS.lambda_w_norm,
+@click.option("--w-norm", type=click.FloatRange(min=0), default=PSP_DEFAULTS.lambda_w_norm,
               help="Weight of pSp's w_norm pull of rendered faces' codes towards latent_avg.")
-@click.option("--dataset-size", default=PSP_DEFAULTS.dataset_size, help="Rendered faces the encoder learns from.")
+@click.option("--dataset-size", type=click.IntRange(min=1), default=PSP_DEFAULTS.dataset_size,
+              help="Rendered faces the encoder learns from.")
 @click.option("--init", "init", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Start the encoder from this psp.pt (fine-tuning it for a newer --stylegan).")
-@click.option("--checkpoint-every", default=PSP_DEFAULTS.checkpoint_every, help="Iterations between checkpoints.")
-@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
-@click.option("--workers", default=1, help="Processes that render the faces.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=PSP_DEFAULTS.checkpoint_every,
+              help="Iterations between checkpoints.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads (default: torch's choice).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, help="Processes that render the faces.")
 @click.option("--device", default="cpu", help="Where to train: cpu, cuda or cuda:N.")
-@click.option("--seed", default=PSP_DEFAULTS.seed, help="Seeds the rendered faces, initialisation and batches.")
+@click.option("--seed", type=click.IntRange(min=0), default=PSP_DEFAULTS.seed,
+              help="Seeds the rendered faces, initialisation and batches.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-world train-psp")
@@ -194,10 +209,11 @@ def train_psp(run_dir: Path, stylegan_path: Path, iterations: int, minutes: floa
 
 @main.command("dataset", context_settings=SETTINGS)
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--faces", default=GAN_DEFAULTS.dataset_size, help="How many faces (random identity x random state).")
-@click.option("--size", default=GAN_DEFAULTS.size, help="Face side in pixels.")
-@click.option("--seed", default=GAN_DEFAULTS.seed, help="Seeds identities and states.")
-@click.option("--workers", default=1, help="Processes that render.")
+@click.option("--faces", type=click.IntRange(min=1), default=GAN_DEFAULTS.dataset_size,
+              help="How many faces (random identity x random state).")
+@click.option("--size", type=click.IntRange(min=8), default=GAN_DEFAULTS.size, help="Face side in pixels.")
+@click.option("--seed", type=click.IntRange(min=0), default=GAN_DEFAULTS.seed, help="Seeds identities and states.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, help="Processes that render.")
 @one_line_errors("svgan-world dataset")
 def dataset_command(out: Path, faces: int, size: int, seed: int, workers: int) -> None:
     """Render a training set of faces with their parameters to OUT (.npz), for train-stylegan --dataset and
@@ -210,11 +226,12 @@ def dataset_command(out: Path, faces: int, size: int, seed: int, workers: int) -
 
 @main.command("video", context_settings=SETTINGS)
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--seconds", default=180.0, help="Length of the talking sequence.")
-@click.option("--fps", default=25.0, help="Frame rate.")
-@click.option("--size", default=64, help="Frame side in pixels.")
-@click.option("--identity-seed", default=0, help="Which actor (random_identity's seed).")
-@click.option("--seed", default=0, help="Seeds the talking trajectory.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=180.0,
+              help="Length of the talking sequence.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=25.0, help="Frame rate.")
+@click.option("--size", type=click.IntRange(min=8), default=64, help="Frame side in pixels.")
+@click.option("--identity-seed", type=click.IntRange(min=0), default=0, help="Which actor (random_identity's seed).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, help="Seeds the talking trajectory.")
 @one_line_errors("svgan-world video")
 def video(out: Path, seconds: float, fps: float, size: int, identity_seed: int, seed: int) -> None:
     """Render one actor talking (speech-like mouth, blinks, gaze, head sway) to an MP4, and its per-frame state
@@ -228,8 +245,8 @@ def video(out: Path, seconds: float, fps: float, size: int, identity_seed: int, 
 
 @main.command("identity", context_settings=SETTINGS)
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--seed", default=7, help="Which actor (random_identity's seed).")
-@click.option("--size", default=64, help="Image side in pixels.")
+@click.option("--seed", type=click.IntRange(min=0), default=7, help="Which actor (random_identity's seed).")
+@click.option("--size", type=click.IntRange(min=8), default=64, help="Image side in pixels.")
 @one_line_errors("svgan-world identity")
 def identity(out: Path, seed: int, size: int) -> None:
     """Render an actor in a neutral state, as an aligned identity image for `svgan-stream --aligned`."""
@@ -240,10 +257,13 @@ def identity(out: Path, seed: int, size: int) -> None:
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dataset", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Rendered faces to learn from (a train-stylegan run's dataset.npz); default: render --size-n.")
-@click.option("--size-n", default=30_000, help="Faces to render when no --dataset is given.")
-@click.option("--epochs", default=ReaderConfig.epochs, help="Passes over the faces.")
-@click.option("--validate", default=2_000, help="Fresh faces (never trained on) to measure the reader on.")
-@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+@click.option("--size-n", type=click.IntRange(min=1), default=30_000,
+              help="Faces to render when no --dataset is given.")
+@click.option("--epochs", type=click.IntRange(min=1), default=ReaderConfig.epochs, help="Passes over the faces.")
+@click.option("--validate", type=click.IntRange(min=1), default=2_000,
+              help="Fresh faces (never trained on) to measure the reader on.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads (default: torch's choice).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the validation report as JSON here ('-' for stdout).")
 @one_line_errors("svgan-world train-reader")
@@ -270,14 +290,16 @@ def train_reader_command(out: Path, dataset: Path | None, size_n: int, epochs: i
               help="The attribute reader (train-reader).")
 @click.option("--video", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The training video (svgan-world video); its .states.npy beside it gives the true states.")
-@click.option("--video-frames", default=1500, help="Frames of --video to use for the embedding check.")
+@click.option("--video-frames", type=click.IntRange(min=1), default=1500,
+              help="Frames of --video to use for the embedding check.")
 @click.option("--stream", "streams", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="A video written by svgan-stream (e.g. make demo's out.mp4): how much its face moves. "
                    "Repeatable.")
 @click.option("--actors", default="101,102,103,104,105,106,107,108", help="Seeds of the unseen actors.")
-@click.option("--frames", default=1500, help="Frames per generated stream.")
-@click.option("--samples", default=2000, help="StyleGAN2 samples (and rendered faces) for the fidelity check.")
-@click.option("--seed", default=0, help="Seeds G's trajectory and the StyleGAN2 samples.")
+@click.option("--frames", type=click.IntRange(min=1), default=1500, help="Frames per generated stream.")
+@click.option("--samples", type=click.IntRange(min=1), default=2000,
+              help="StyleGAN2 samples (and rendered faces) for the fidelity check.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, help="Seeds G's trajectory and the StyleGAN2 samples.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default="-",
               help="Write the report as JSON here ('-' for stdout).")
 @one_line_errors("svgan-world measure")
