@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 import svgan
+from svgan.cli_types import OutputFile
 from svgan.errors import StopFlag, UserError, fail, one_line_errors
 
 from .backends import make_backend
@@ -57,7 +58,7 @@ def _frame_count(frames: int | None, seconds: float | None, fps: float) -> int |
               help="Seconds of video to write (default 10).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Frame rate of the video (default: the training video's).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", type=OutputFile(), default=None,
               help="Write the MP4 here instead of stdout.")
 @click.option("--backend", type=click.Choice(["ort", "trt", "torch"]), default="ort",
               help="ort: onnxruntime (CPU, or CUDA with onnxruntime-gpu); trt: TensorRT engines; torch: PyTorch.")
@@ -71,7 +72,7 @@ def _frame_count(frames: int | None, seconds: float | None, fps: float) -> int |
 @click.option("--encoder-threads", default=0, type=click.IntRange(min=0),
               help="libx264 frame threads; 0 lets x264 choose (about 1.5 per core).")
 @click.option("--verify", is_flag=True, help="Check every bundle file against its sha256 first.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_out", type=OutputFile(), default=None,
               help="Write the statistics as JSON to this file.")
 @one_line_errors("svgan-stream")
 def main(bundle_dir: Path, identity: Path | None, aligned: bool, seed: int, frames: int | None, seconds: float | None,

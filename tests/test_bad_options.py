@@ -65,6 +65,10 @@ CASES = [
     (world, ["train-psp", "--lr", "-1", "run"], "--lr"),
     (world, ["train-reader", "--threads", "0", "reader.pt"], "--threads"),
     (bench, ["train", "--iterations", "0"], "--iterations"),
+    # outputs whose folder is missing: refused before the work, not after it
+    (stream, ["-o", "/nonexistent-folder/out.mp4"], "/nonexistent-folder does not exist"),
+    (embed, ["-o", "/nonexistent-folder/codes.npz", ANY_FILE], "/nonexistent-folder does not exist"),
+    (evaluate, ["--json", "/nonexistent-folder/eval.json", "."], "/nonexistent-folder does not exist"),
 ]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from svgan.cli_types import OutputFile
 from svgan.errors import UserError, one_line_errors
 from svgan.models import load_psp
 from svgan.runtime.face_align import DEFAULT_SIGMA_SECONDS, smooth_params
@@ -63,7 +64,7 @@ def _embed_video(video: Path, checkpoint: Path, out: Path, options: EmbedOptions
 @click.argument("video", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--psp", "checkpoint", type=click.Path(dir_okay=False, path_type=Path),
               help="pSp checkpoint (e.g. psp_ffhq_encode.pt). Required unless --synthetic.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--output", required=True, type=OutputFile(),
               help="Output .npz: wplus [N, n_styles, 512], fps, alignment parameters, provenance.")
 @click.option("--aligned", is_flag=True, help="Frames are already FFHQ-aligned faces: skip detection and filtering.")
 @click.option("--sigma-centre", default=DEFAULT_SIGMA_SECONDS[0], type=click.FloatRange(min=0),
@@ -98,7 +99,7 @@ def _embed_video(video: Path, checkpoint: Path, out: Path, options: EmbedOptions
               metavar="SECONDS", help="With --moods: mean time in a mood; each stay lasts 0.5-1.5x this.")
 @click.option("--mood-shift", type=click.FloatRange(min=0), default=SYNTHETIC.mood_shift, metavar="STDS",
               help="With --moods: std of a mood's offset of each shifted component, in that component's own stds.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_out", type=OutputFile(allow_dash=True), default=None,
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-embed")
 def main(video: Path | None, checkpoint: Path | None, output: Path, aligned: bool, sigma_centre: float,

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from svgan.cli_types import OutputFile
 from svgan.errors import fail, one_line_errors
 
 from .evaluate import EVAL_DIR, PLOTS, EvalConfig, evaluate_run, measured_horizons, write_plots
@@ -22,7 +23,7 @@ HORIZON = DEFAULTS.horizon
 @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The W+ training sequence (.npz). Default: the file recorded in RUN/config.json.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_out", type=OutputFile(allow_dash=True), default=None,
               help="Write the JSON summary here ('-' for stdout). Default: not written (the one-line summary "
                    "on stderr and the plots only).")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
