@@ -24,12 +24,8 @@ trap 'tar -czf "$out/logs.tgz" -C "$work" logs' EXIT
 # Runs a step with its output in logs/NAME.log; on failure shows the log's end and goes on with the next step.
 step() { local name=$1; shift; echo "== $name $(date +%T)"; "$@" > "$logs/$name.log" 2>&1 || tail -c 2000 "$logs/$name.log"; }
 
-# The package layout pyproject.toml declares (svgan.models = models/, ...), without pip.
-pkg=$work/pkg/svgan
-mkdir -p "$pkg"
-cp svgan/*.py "$pkg"/
-for sub in models training export runtime world bench; do ln -sfn "$PWD/$sub" "$pkg/$sub"; done
-export PYTHONPATH=$work/pkg${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+source bench/package_layout.sh
+svgan_package_layout "$work"
 bench() { python3 -P -c 'from svgan.bench.cli import main; main()' "$@"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$out/gpu.txt" || true
 python3 -c 'import torch, av; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "av", av.__version__)'

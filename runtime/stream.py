@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -95,10 +95,6 @@ class MotionSource:
     def codes(self, count: int) -> np.ndarray:
         """The next `count` codes, offset: [count, n_styles, style_dim]."""
         return np.stack([self._next_code() for _ in range(count)]) + self.offset
-
-    def batches(self, batch: int) -> Iterator[np.ndarray]:
-        while True:
-            yield self.codes(batch)
 
 
 class CodeRenderer:

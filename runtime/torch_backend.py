@@ -30,6 +30,11 @@ from .bundle import Bundle
 from .torch_colour import quantise_rgb
 
 
+def check_device(device: str) -> None:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available to torch")
+
+
 class TorchBackend:
     name = "torch"
 
@@ -37,8 +42,7 @@ class TorchBackend:
                  fast: bool = True, psp: PSP | None = None, synthesis_config: FastSynthesisConfig | None = None):
         """G and the StyleGAN2 decoder; `psp` (whose decoder `decoder` is) only for `encoder`. `fast=False`: the
         eager baseline; `synthesis_config` overrides the fast path's defaults (the benchmark's variants)."""
-        if device == "cuda" and not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA device is available to torch")
+        check_device(device)
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
         # fp16 convolutions are a CUDA feature; on the CPU half precision would only be slow.
@@ -58,8 +62,7 @@ class TorchBackend:
     @classmethod
     def from_bundle(cls, bundle: Bundle, device: str = "cpu", fp16: bool = False, fast: bool = True
                     ) -> "TorchBackend":
-        if device == "cuda" and not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA device is available to torch")
+        check_device(device)
         generator, psp = load_torch_weights(bundle.torch_weights_file(), device)
         return cls(generator, psp.decoder, device, fp16, fast, psp=psp)
 

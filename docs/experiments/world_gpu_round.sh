@@ -18,12 +18,8 @@ trap 'tar -czf "$out/logs.tgz" -C "$work" logs' EXIT
 # Runs a step with its output in logs/NAME.log; on failure shows the log's end and stops the round.
 step() { local name=$1; shift; "$@" > "$logs/$name.log" 2>&1 || { tail -c 3000 "$logs/$name.log"; exit 1; }; }
 
-# The package layout pyproject.toml declares (svgan.models = models/, ...), without pip.
-pkg=$work/pkg/svgan
-mkdir -p "$pkg"
-cp svgan/*.py "$pkg"/
-for sub in models training export runtime world bench; do ln -sfn "$PWD/$sub" "$pkg/$sub"; done
-export PYTHONPATH=$work/pkg${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+source bench/package_layout.sh
+svgan_package_layout "$work"
 world() { python3 -P -c 'from svgan.world.cli import main; main()' "$@"; }
 variants() { python3 docs/experiments/world_gan_variants.py --reader "$reader" --device "$device" "$@"; }
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
