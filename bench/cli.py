@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from svgan.cli_types import FiniteRange, IntList, OutputFile
 from svgan.errors import UserError, one_line_errors
 from svgan.runtime.x264 import X264_PRESETS
 
@@ -33,9 +34,9 @@ def main() -> None:
 @click.option("--iterations", type=click.IntRange(min=1), default=DEFAULTS.iterations,
               help="Timed repetitions of each measurement.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Training device.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_out", type=OutputFile(), default=None,
               help="Write the result here (e.g. docs/benchmarks/train-cpu.json).")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--report", type=OutputFile(), default=None,
               help="Re-render this markdown report from the JSON files beside --json.")
 @one_line_errors("svgan-bench")
 def train(frames: int, n_styles: int, batch_size: int, iterations: int, device: str, json_out: Path | None,
@@ -59,9 +60,9 @@ def train(frames: int, n_styles: int, batch_size: int, iterations: int, device: 
               help="x264 preset of the encode and end-to-end runs.")
 @click.option("--fp16", is_flag=True, help="fp16 graphs (ort) / half precision (torch).")
 @click.option("--label", default="", help="What the bundle is, for the report (e.g. 'config-f').")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_out", type=OutputFile(), default=None,
               help="Write the result here (e.g. docs/benchmarks/stream-ort-cpu-256.json).")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--report", type=OutputFile(), default=None,
               help="Re-render this markdown report from the JSON files beside --json.")
 @one_line_errors("svgan-bench")
 def stream(bundle: str, backend: str, device: str, batch: int, frames: int, preset: str, fp16: bool, label: str,
@@ -78,7 +79,8 @@ def stream(bundle: str, backend: str, device: str, batch: int, frames: int, pres
 @click.option("--resolution", type=click.Choice(["256", "512", "1024"]), default="1024",
               help="StyleGAN2 resolution (the conformance fixture's weights at this size).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cuda", help="Rendering device.")
-@click.option("--batches", default="1,4,16,32", help="Batch sizes timed for every variant, comma-separated.")
+@click.option("--batches", default="1,4,16,32", type=IntList(min=1),
+              help="Batch sizes timed for every variant, comma-separated.")
 @click.option("--variants", default="all",
               help="Comma-separated subset of: eager-fp32, eager-fp16, fast-fp32, fast-fp16, fast-fp16-no-graph, "
                    "fast-fp16-no-fold, fast-fp16-contiguous, fast-fp16-compiled; or 'all'.")
@@ -87,12 +89,12 @@ def stream(bundle: str, backend: str, device: str, batch: int, frames: int, pres
 @click.option("--stream-batch", default=16, type=click.IntRange(min=1), help="Batch of the end-to-end run.")
 @click.option("--preset", default="ultrafast", type=click.Choice(X264_PRESETS),
               help="x264 preset of the end-to-end run.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_out", type=OutputFile(), default=None,
               help="Write the result here (e.g. docs/benchmarks/render-cuda-1024.json).")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--report", type=OutputFile(), default=None,
               help="Re-render this markdown report from the JSON files beside --json.")
 @one_line_errors("svgan-bench")
-def render(resolution: str, device: str, batches: str, variants: str, repeats: int, stream_frames: int,
+def render(resolution: str, device: str, batches: tuple[int, ...], variants: str, repeats: int, stream_frames: int,
            stream_batch: int, preset: str, json_out: Path | None, report: Path | None) -> None:
     """The torch render path: correctness against the CPU fp32 reference, ms/frame per variant and batch (each
     variant switches one fast-path step off), and end-to-end fps into MP4 with first-frame latency."""
@@ -106,13 +108,7 @@ def render(resolution: str, device: str, batches: str, variants: str, repeats: i
     unknown = [v for v in chosen if v not in VARIANTS]
     if unknown:
         raise UserError(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
-    try:
-        sizes = tuple(int(b) for b in batches.split(","))
-    except ValueError:
-        raise UserError(f"--batches: expected comma-separated integers, got {batches!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise UserError(f"--batches: batch sizes must be >= 1, got {batches!r}")
-    _record(run_render_bench(RenderBenchConfig(int(resolution), device, sizes, chosen, repeats,
+    _record(run_render_bench(RenderBenchConfig(int(resolution), device, batches, chosen, repeats,
                                                stream_frames=stream_frames, stream_batch=stream_batch,
                                                preset=preset)), json_out, report)
 
@@ -120,28 +116,23 @@ def render(resolution: str, device: str, batches: str, variants: str, repeats: i
 @main.command(context_settings={"show_default": True})
 @click.option("--bundle", type=click.Path(file_okay=False), default=None,
               help="Bundle to serve. Default: the demo world's.")
-@click.option("--streams", default="1,2,4,8,16", help="Concurrent stream counts to measure, comma-separated.")
+@click.option("--streams", default="1,2,4,8,16", type=IntList(min=1),
+              help="Concurrent stream counts to measure, comma-separated.")
 @click.option("--frames", default=100, type=click.IntRange(min=1), help="Frames per stream.")
 @click.option("--chunk-frames", default=4, type=click.IntRange(min=1), help="svgan-serve --chunk-frames.")
-@click.option("--batch-wait-ms", default=5.0, help="svgan-serve --batch-wait-ms.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--batch-wait-ms", default=5.0, type=FiniteRange(min=0), help="svgan-serve --batch-wait-ms.")
+@click.option("--json", "json_out", type=OutputFile(), default=None,
               help="Write the result here (e.g. docs/benchmarks/serve-cpu-demo.json).")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--report", type=OutputFile(), default=None,
               help="Re-render this markdown report from the JSON files beside --json.")
 @one_line_errors("svgan-bench")
-def serve(bundle: str | None, streams: str, frames: int, chunk_frames: int, batch_wait_ms: float,
+def serve(bundle: str | None, streams: tuple[int, ...], frames: int, chunk_frames: int, batch_wait_ms: float,
           json_out: Path | None, report: Path | None) -> None:
     """svgan-serve over real HTTP: aggregate frames/s, per-stream real-time factor, frame latency, batch sizes and
     memory for each number of concurrent streams, against the same bundle rendered in one process."""
     from .serve import ServeBenchConfig, run_serve_bench
 
-    try:
-        counts = tuple(int(n) for n in streams.split(","))
-    except ValueError:
-        raise UserError(f"--streams: expected comma-separated integers, got {streams!r}") from None
-    if not counts or min(counts) < 1:
-        raise UserError(f"--streams: counts must be >= 1, got {streams!r}")
-    _record(run_serve_bench(ServeBenchConfig(bundle, counts, frames, chunk_frames, batch_wait_ms)), json_out, report)
+    _record(run_serve_bench(ServeBenchConfig(bundle, streams, frames, chunk_frames, batch_wait_ms)), json_out, report)
 
 
 def _record(result: dict, json_out: Path | None, report: Path | None) -> None:
@@ -149,7 +140,6 @@ def _record(result: dict, json_out: Path | None, report: Path | None) -> None:
     text = json.dumps(result, indent=2)
     click.echo(text)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(text + "\n")
         if report is not None:
             write_report(json_out.parent, report)

@@ -129,15 +129,11 @@ class Staging:
 # The export
 
 
-def parse_batch_sizes(text: str | Sequence[int]) -> tuple[int, ...]:
-    """'1,8,16' -> (1, 8, 16): positive, sorted, unique."""
-    try:
-        sizes = [int(x) for x in (text.split(",") if isinstance(text, str) else text) if str(x).strip()]
-    except ValueError:
-        raise UserError(f"--batch-sizes must be comma-separated positive integers, got {text!r}") from None
+def normalise_batch_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
+    """(16, 1, 8, 8) -> (1, 8, 16): positive, sorted, unique."""
     if not sizes or min(sizes) < 1:
-        raise UserError(f"--batch-sizes must be comma-separated positive integers, got {text!r}")
-    return tuple(sorted(set(sizes)))
+        raise UserError(f"--batch-sizes must be positive integers, got {list(sizes)}")
+    return tuple(sorted(set(int(s) for s in sizes)))
 
 
 def _versions() -> dict[str, str]:
@@ -202,7 +198,7 @@ def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: 
     opset = og.DEFAULT_OPSET if opset is None else int(opset)
     if not og.MIN_OPSET <= opset <= og.MAX_OPSET:
         raise UserError(f"--opset {opset}: supported range is {og.MIN_OPSET}..{og.MAX_OPSET}")
-    batch_sizes = parse_batch_sizes(batch_sizes)
+    batch_sizes = normalise_batch_sizes(batch_sizes)
     check_output(out, force)
     trt_module = None
     if trt:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
+from svgan.cli_types import FiniteRange, IntList, OutputDir, OutputFile
 from svgan.errors import one_line_errors
 
-from .bundle import DEFAULT_TRUNCATION_PSI, export_bundle, parse_batch_sizes
+from .bundle import DEFAULT_TRUNCATION_PSI, export_bundle
 from .onnx_graphs import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
 TOOL = "svgan-export"
@@ -38,7 +39,7 @@ def summary(manifest: dict, out: Path) -> dict:
 @click.argument("run", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--psp", "psp", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="pSp checkpoint (encoder + StyleGAN2 decoder + latent_avg) whose W+ space the run was trained in.")
-@click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("-o", "--out", "out", required=True, type=OutputDir(),
               help="Bundle directory to write (must not exist or be empty, unless --force).")
 @click.option("--trt", is_flag=True,
               help="Also build one TensorRT engine per graph (needs TensorRT and an NVIDIA GPU).")
@@ -47,19 +48,19 @@ def summary(manifest: dict, out: Path) -> dict:
                    "(synthesis PSNR >= 40 dB); with --trt their engines are built in fp16.")
 @click.option("--opset", default=DEFAULT_OPSET, type=click.IntRange(MIN_OPSET, MAX_OPSET),
               help="ONNX opset (TensorRT 10.0 reads up to 20).")
-@click.option("--batch-sizes", default="1,8,16",
+@click.option("--batch-sizes", default="1,8,16", type=IntList(min=1),
               help="Batch sizes the runtime will use: one TensorRT optimisation profile each.")
-@click.option("--truncation-psi", default=DEFAULT_TRUNCATION_PSI, type=click.FloatRange(0, 1),
+@click.option("--truncation-psi", default=DEFAULT_TRUNCATION_PSI, type=FiniteRange(0, 1),
               help="Truncation for random identities, recorded in the manifest for svgan-stream.")
 @click.option("--no-torch-weights", "no_torch_weights", is_flag=True,
               help="Leave out weights.safetensors, the PyTorch weights that `svgan-stream --backend torch` runs "
-                   "(1,224 MB at 1024 with the paper's widths, about as much again as the ONNX graphs); such a bundle streams "
-                   "with --backend ort or trt only.")
+                   "(1,224 MB at 1024 with the paper's widths, about as much again as the ONNX graphs); such a "
+                   "bundle streams with --backend ort or trt only.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --out (atomically).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_out", type=OutputFile(allow_dash=True), default=None,
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors(TOOL)
-def main(run: Path, psp: Path, out: Path, trt: bool, fp16: bool, opset: int, batch_sizes: str,
+def main(run: Path, psp: Path, out: Path, trt: bool, fp16: bool, opset: int, batch_sizes: tuple[int, ...],
          truncation_psi: float, no_torch_weights: bool, force: bool, json_out: Path | None) -> None:
     """Export training run RUN and the pSp checkpoint as one self-describing bundle.
 
@@ -71,7 +72,7 @@ def main(run: Path, psp: Path, out: Path, trt: bool, fp16: bool, opset: int, bat
     """
     start = time.perf_counter()
     manifest = export_bundle(run, psp, out, fp16=fp16, trt=trt, opset=opset,
-                             batch_sizes=parse_batch_sizes(batch_sizes), truncation_psi=truncation_psi,
+                             batch_sizes=batch_sizes, truncation_psi=truncation_psi,
                              force=force, torch_weights=not no_torch_weights, progress=_progress)
     result = summary(manifest, out)
     result["seconds"] = round(time.perf_counter() - start, 2)

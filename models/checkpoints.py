@@ -15,7 +15,6 @@ import argparse
 import os
 import pickle
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -59,8 +58,8 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(
             f"refusing {path}: it pickles Python objects beyond tensors and plain containers "
             f"({_first_line(e)}); checkpoints are loaded with weights_only=True") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(e)}") from None
+    except Exception as e:  # noqa: BLE001 - garbage bytes fail anywhere in the unpickler (IndexError, struct.error...)
+        raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(e) or type(e).__name__}") from None
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 import svgan
-from svgan.cli_types import OutputFile
+from svgan.cli_types import FiniteRange, OutputFile
 from svgan.errors import StopFlag, UserError, fail, one_line_errors
 
 from .backends import make_backend
@@ -51,12 +51,13 @@ def _frame_count(frames: int | None, seconds: float | None, fps: float) -> int |
               help="The actor: a photo (aligned and encoded with pSp) or a W+ code (.npy). Default: random (--seed).")
 @click.option("--aligned", is_flag=True,
               help="The --identity image is an aligned face already (as svgan-embed --aligned): resize, do not detect.")
-@click.option("--seed", default=0, help="Seeds the random identity (without --identity) and the motion.")
+@click.option("--seed", default=0, type=click.IntRange(min=0),
+              help="Seeds the random identity (without --identity) and the motion.")
 @click.option("--frames", type=click.IntRange(min=0), default=None,
               help="Frames to write; 0 streams until stopped. Overrides --seconds.")
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--seconds", type=FiniteRange(min=0, min_open=True), default=None,
               help="Seconds of video to write (default 10).")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--fps", type=FiniteRange(min=0, min_open=True), default=None,
               help="Frame rate of the video (default: the training video's).")
 @click.option("-o", "--output", type=OutputFile(), default=None,
               help="Write the MP4 here instead of stdout.")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from svgan.array_files import read_npy
 from svgan.errors import UserError
 
 from .backends import Backend
@@ -50,12 +51,7 @@ def identity_from_image(path: Path, backend: Backend, size: int, aligned: bool =
 
 
 def identity_from_npy(path: Path, bundle: Bundle) -> np.ndarray:
-    try:
-        w = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot read W+ code {path}: {e}") from None
-    if not isinstance(w, np.ndarray):  # an .npz archive loads as a mapping of arrays
-        raise UserError(f"{path} is not a single W+ code (.npy); it holds {type(w).__name__}")
+    w = read_npy(path, "W+ code")
     expected = (bundle.n_styles, bundle.style_dim)
     if w.shape not in (expected, (1, *expected)):
         raise UserError(f"{path} holds a code of shape {list(w.shape)}; this bundle needs {list(expected)}")

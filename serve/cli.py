@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from svgan.cli_types import FiniteRange, HostName, RayAddress
 from svgan.errors import UserError, one_line_errors
 from svgan.runtime.bundle import load_bundle
 from svgan.runtime.x264 import X264_PRESETS
@@ -30,19 +31,20 @@ PATIENT_SERVE_ENV = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_P
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
 @click.option("--bundle", "bundle_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Exported bundle (svgan-export). Default: the demo world's (64x64 cartoon faces).")
-@click.option("--host", default="127.0.0.1", help="Address the HTTP server listens on (0.0.0.0: every interface).")
+@click.option("--host", default="127.0.0.1", type=HostName(),
+              help="Address the HTTP server listens on (0.0.0.0: every interface).")
 @click.option("--port", default=8000, type=click.IntRange(1, 65535), help="HTTP port.")
 @click.option("--replicas", default=1, type=click.IntRange(min=1), help="Replicas of the stream server.")
 @click.option("--max-streams", default=DEFAULTS.max_streams, type=click.IntRange(min=1),
               help="Streams one replica serves at once; more get 503. The server's capacity is replicas x this.")
-@click.option("--batch-wait-ms", default=DEFAULTS.batch_wait_ms, type=float,
+@click.option("--batch-wait-ms", default=DEFAULTS.batch_wait_ms, type=FiniteRange(min=0),
               help="Longest wait for other streams' frames before a synthesis call (below one frame period).")
 @click.option("--chunk-frames", default=DEFAULTS.chunk_frames, type=click.IntRange(min=1),
               help="Frames a stream asks for per synthesis request (more: bigger batches, later first frame).")
-@click.option("--lead-seconds", default=DEFAULTS.lead_seconds, type=click.FloatRange(min=0),
+@click.option("--lead-seconds", default=DEFAULTS.lead_seconds, type=FiniteRange(min=0),
               help="How far a stream may render ahead of real time (bounds what a slow viewer makes the server "
                    "hold); 0 renders as fast as possible.")
-@click.option("--address", default=None,
+@click.option("--address", default=None, type=RayAddress(),
               help="Deploy onto this running Ray cluster (e.g. auto, ray://head:10001) instead of a local Ray.")
 @click.option("--num-cpus", default=os.cpu_count() or 1, type=click.IntRange(min=1),
               help="CPUs of the local Ray (default: this machine's); ignored with --address.")
@@ -58,7 +60,7 @@ PATIENT_SERVE_ENV = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_P
 @click.option("--preset", default=DEFAULTS.preset, type=click.Choice(X264_PRESETS), help="x264 preset.")
 @click.option("--encoder-threads", default=DEFAULTS.encoder_threads, type=click.IntRange(min=0),
               help="libx264 threads per stream (0: x264 chooses); streams already share the cores.")
-@click.option("--max-upload-mb", default=DEFAULTS.max_upload_mb, type=click.FloatRange(min=0, min_open=True),
+@click.option("--max-upload-mb", default=DEFAULTS.max_upload_mb, type=FiniteRange(min=0, min_open=True),
               help="Largest request body (identity photo or W+ code) accepted; larger get 413.")
 @one_line_errors("svgan-serve")
 def main(bundle_dir: Path | None, host: str, port: int, replicas: int, max_streams: int, batch_wait_ms: float,
@@ -91,7 +93,11 @@ def serve_until_stopped(config: ServeConfig, host: str, port: int, replicas: int
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
                  _metrics_export_port=metrics_port)
     else:
-        ray.init(address=address)
+        try:
+            ray.init(address=address)
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            raise UserError(f"--address {address}: no Ray cluster reached: {str(e).strip().splitlines()[0]}") \
+                from None
     # After ray.init, which installs a SIGTERM handler of its own (exit status 15, no clean-up of ours).
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

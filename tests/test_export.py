@@ -507,8 +507,14 @@ def parity_report(manifest: dict, seconds: float, rss_gb: float) -> dict:
     }
 
 
+# 1024 exercises every step of `svgan-export --fp16` in a subprocess; at 256 the same steps are covered by the
+# `exported` bundle and `test_fp16_synthesis_keeps_40_db`, so 256 runs only when its parity record is being
+# rewritten (SVGAN_EXPORT_PARITY_DIR set, the command in docs/benchmarks/export-parity-256.json).
+FULL_EXPORT_RESOLUTIONS = [256, 1024] if os.environ.get("SVGAN_EXPORT_PARITY_DIR") else [1024]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("resolution", [256, 1024])
+@pytest.mark.parametrize("resolution", FULL_EXPORT_RESOLUTIONS)
 def test_full_export_with_fp16(resolution, tmp_path, psp256_checkpoint):
     if resolution == 256:
         psp = psp256_checkpoint

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from svgan.cli_types import OutputFile
+from svgan.cli_types import FiniteRange, OutputFile
 from svgan.errors import UserError, one_line_errors
 from svgan.models import load_psp
 from svgan.runtime.face_align import DEFAULT_SIGMA_SECONDS, smooth_params
@@ -67,11 +67,11 @@ def _embed_video(video: Path, checkpoint: Path, out: Path, options: EmbedOptions
 @click.option("-o", "--output", required=True, type=OutputFile(),
               help="Output .npz: wplus [N, n_styles, 512], fps, alignment parameters, provenance.")
 @click.option("--aligned", is_flag=True, help="Frames are already FFHQ-aligned faces: skip detection and filtering.")
-@click.option("--sigma-centre", default=DEFAULT_SIGMA_SECONDS[0], type=click.FloatRange(min=0),
+@click.option("--sigma-centre", default=DEFAULT_SIGMA_SECONDS[0], type=FiniteRange(min=0),
               help="Low-pass width (s) of the crop centre.")
-@click.option("--sigma-side", default=DEFAULT_SIGMA_SECONDS[1], type=click.FloatRange(min=0),
+@click.option("--sigma-side", default=DEFAULT_SIGMA_SECONDS[1], type=FiniteRange(min=0),
               help="Low-pass width (s) of the crop scale.")
-@click.option("--sigma-angle", default=DEFAULT_SIGMA_SECONDS[2], type=click.FloatRange(min=0),
+@click.option("--sigma-angle", default=DEFAULT_SIGMA_SECONDS[2], type=FiniteRange(min=0),
               help="Low-pass width (s) of the crop rotation.")
 @click.option("--detect-size", default=DEFAULTS.detect_size, type=click.IntRange(min=32),
               help="Detect faces on frames shrunk to this longest side (speed); crops use full resolution.")
@@ -79,25 +79,25 @@ def _embed_video(video: Path, checkpoint: Path, out: Path, options: EmbedOptions
 @click.option("--max-frames", type=click.IntRange(min=1), default=None,
               help="Embed only the first N frames (a quick trial).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Where pSp runs.")
-@click.option("--preview", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--preview", type=OutputFile(), default=None,
               help="Also write an MP4 of aligned crop | pSp reconstruction side by side.")
-@click.option("--synthetic", type=float, default=None, metavar="SECONDS",
+@click.option("--synthetic", type=FiniteRange(min=0, min_open=True), default=None, metavar="SECONDS",
               help="Instead of a video: write a synthetic W+ sequence of this length (known dynamics, no weights).")
 @click.option("--n-styles", default=18, type=click.IntRange(min=1),
               help="With --synthetic: styles per code (18 = 1024x1024).")
 @click.option("--seed", default=0, type=click.IntRange(min=0), help="With --synthetic: the motion's seed.")
-@click.option("--slow-drift", "slow_drift_std", type=click.FloatRange(min=0), default=SYNTHETIC.slow_drift_std,
+@click.option("--slow-drift", "slow_drift_std", type=FiniteRange(min=0), default=SYNTHETIC.slow_drift_std,
               metavar="STD", help="With --synthetic: add a slow Ornstein-Uhlenbeck head drift with this std (state "
                                   "units; the fast yaw drift has 0.6) to yaw, 0.6x to pitch, 0.35x to roll. 0: off.")
-@click.option("--slow-drift-tau", type=click.FloatRange(min=0, min_open=True), default=SYNTHETIC.slow_drift_tau,
+@click.option("--slow-drift-tau", type=FiniteRange(min=0, min_open=True), default=SYNTHETIC.slow_drift_tau,
               metavar="SECONDS", help="With --slow-drift: its time constant; yaw drifts with 2x, pitch 1x, roll 0.5x "
                                       "(20, 10, 5 s by default).")
-@click.option("--moods", type=int, default=SYNTHETIC.moods, metavar="N",
+@click.option("--moods", type=click.IntRange(min=0), default=SYNTHETIC.moods, metavar="N",
               help="With --synthetic: switch between N >= 2 moods (a Markov chain; each mood offsets smile, brow "
                    "raise, yaw and pitch). 0: off.")
-@click.option("--mood-seconds", type=click.FloatRange(min=0, min_open=True), default=SYNTHETIC.mood_seconds,
+@click.option("--mood-seconds", type=FiniteRange(min=0, min_open=True), default=SYNTHETIC.mood_seconds,
               metavar="SECONDS", help="With --moods: mean time in a mood; each stay lasts 0.5-1.5x this.")
-@click.option("--mood-shift", type=click.FloatRange(min=0), default=SYNTHETIC.mood_shift, metavar="STDS",
+@click.option("--mood-shift", type=FiniteRange(min=0), default=SYNTHETIC.mood_shift, metavar="STDS",
               help="With --moods: std of a mood's offset of each shifted component, in that component's own stds.")
 @click.option("--json", "json_out", type=OutputFile(allow_dash=True), default=None,
               help="Write a JSON summary here ('-' for stdout).")

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from svgan.cli_types import OutputFile
+from svgan.cli_types import OutputDir, OutputFile
 from svgan.errors import fail, one_line_errors
 
 from .evaluate import EVAL_DIR, PLOTS, EvalConfig, evaluate_run, measured_horizons, write_plots
@@ -26,7 +26,7 @@ HORIZON = DEFAULTS.horizon
 @click.option("--json", "json_out", type=OutputFile(allow_dash=True), default=None,
               help="Write the JSON summary here ('-' for stdout). Default: not written (the one-line summary "
                    "on stderr and the plots only).")
-@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--plots", "plots_dir", type=OutputDir(), default=None,
               help=f"Folder for {', '.join(PLOTS)}. Default: RUN/{EVAL_DIR}.")
 @click.option("--short", type=click.IntRange(min=2), default=None,
               help="Independent 25-frame samples. Default: as many as the long set has windows "

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from svgan.cli_types import FiniteRange, OutputDir, OutputFile
 from svgan.errors import StopFlag, fail, one_line_errors
 
 from .trainer import CHECKPOINT, MODEL_SIZES, TrainConfig, TrainingDiverged, start_run
@@ -22,7 +23,7 @@ DEFAULTS = TrainConfig()
 
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "run_dir", required=True, type=OutputDir(),
               help="Run directory: checkpoint.pt, pca.npz, metrics.csv, samples.npz, config.json.")
 @click.option("--epochs", default=DEFAULTS.epochs, type=click.IntRange(min=1),
               help="Passes over every 25-frame window of DATA (paper: 350).")
@@ -30,16 +31,16 @@ DEFAULTS = TrainConfig()
               help="Windows per critic and generator step.")
 @click.option("--critic-steps", default=DEFAULTS.critic_steps, type=click.IntRange(min=1),
               help="Critic updates per generator update.")
-@click.option("--lr-g", default=DEFAULTS.lr_g, type=click.FloatRange(min=0, min_open=True),
+@click.option("--lr-g", default=DEFAULTS.lr_g, type=FiniteRange(min=0, min_open=True),
               help="Adam learning rate of G.")
-@click.option("--lr-c", default=DEFAULTS.lr_c, type=click.FloatRange(min=0, min_open=True),
+@click.option("--lr-c", default=DEFAULTS.lr_c, type=FiniteRange(min=0, min_open=True),
               help="Adam learning rate of C.")
-@click.option("--lambda-gp", default=DEFAULTS.lambda_gp, type=click.FloatRange(min=0),
+@click.option("--lambda-gp", default=DEFAULTS.lambda_gp, type=FiniteRange(min=0),
               help="Weight of the WGAN gradient penalty (paper: 50).")
-@click.option("--lambda-gap", default=DEFAULTS.lambda_gap, type=click.FloatRange(min=0),
+@click.option("--lambda-gap", default=DEFAULTS.lambda_gap, type=FiniteRange(min=0),
               help="Weight of the gradient angle penalty (paper: 100).")
 @click.option("--no-gap", is_flag=True, help="Train without the gradient angle penalty (the paper's ablation).")
-@click.option("--ema", default=DEFAULTS.ema, type=click.FloatRange(0, 1, max_open=True),
+@click.option("--ema", default=DEFAULTS.ema, type=FiniteRange(0, 1, max_open=True),
               help="EMA momentum of G's weights (paper: 0.995).")
 @click.option("--model", "model_size", type=click.Choice(sorted(MODEL_SIZES)), default="paper",
               help="Widths of G and C: the paper's, or 'small' (about a quarter; CPU experiments, the demo world).")
@@ -47,14 +48,14 @@ DEFAULTS = TrainConfig()
               help="Windows that start late (beyond the paper): G states kept in a pool that G keeps stepping "
                    "without gradient, so the critic also sees windows from deep into long streams. 0 is the "
                    "paper: every window starts at G's initial state.")
-@click.option("--pool-fraction", type=click.FloatRange(0, 1, max_open=True), default=DEFAULTS.pool_fraction,
+@click.option("--pool-fraction", type=FiniteRange(0, 1, max_open=True), default=DEFAULTS.pool_fraction,
               help="With --pool-size: share of every fake batch taken from the pool (GAP acts on the rest).")
 @click.option("--pool-advance", type=click.IntRange(min=1), default=DEFAULTS.pool_advance,
               help="With --pool-size: steps every pool state takes after each generator update.")
-@click.option("--pool-reset", type=click.FloatRange(0, 1, min_open=True), default=DEFAULTS.pool_reset,
+@click.option("--pool-reset", type=FiniteRange(0, 1, min_open=True), default=DEFAULTS.pool_reset,
               help="With --pool-size: share of the pool restarted from G's initial state after each generator "
                    "update; states reach a mean age of pool-advance / pool-reset frames (1,250 at the defaults).")
-@click.option("--slow-weight", type=click.FloatRange(min=0), default=DEFAULTS.slow_weight,
+@click.option("--slow-weight", type=FiniteRange(min=0), default=DEFAULTS.slow_weight,
               help="A slow timescale (beyond the paper): weight of a second critic that compares long windows "
                    "at a low frame rate in the top PCA components. 0 is the paper: no slow critic.")
 @click.option("--slow-window", type=click.IntRange(min=2), default=DEFAULTS.slow_window,
@@ -73,7 +74,7 @@ DEFAULTS = TrainConfig()
 @click.option("--seed", default=DEFAULTS.seed, type=click.IntRange(min=0),
               help="Seeds initialisation, window order and noise.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out bit for bit (--epochs may be raised).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_out", type=OutputFile(allow_dash=True), default=None,
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-train")
 def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: int, lr_g: float, lr_c: float,

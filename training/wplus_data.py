@@ -8,12 +8,12 @@ the run's seed, so a resumed run visits the same windows in the same order.
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from svgan.array_files import read_npz
 from svgan.errors import UserError
 
 
@@ -38,17 +38,19 @@ class WPlusSequence:
 def load_wplus(path: str | os.PathLike, window: int = 1) -> WPlusSequence:
     """Read a W+ npz; refuse (one line) files without `wplus`, with bad shapes, NaNs or < `window` frames."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if "wplus" not in data:
-                raise DataError(f"{path}: no 'wplus' array (found {', '.join(data.files)})")
-            wplus = np.asarray(data["wplus"], dtype=np.float32)
-            fps = float(data["fps"]) if "fps" in data else 25.0
-    except FileNotFoundError:
-        raise DataError(f"W+ data not found: {path}") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"cannot read W+ data {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        arrays = read_npz(path, "W+ data")
+    except UserError as e:
+        raise DataError(str(e)) from None
+    if "wplus" not in arrays:
+        raise DataError(f"{path}: no 'wplus' array (found {', '.join(arrays) or 'nothing'})")
+    wplus = arrays["wplus"]
+    if wplus.dtype.kind not in "fiu":
+        raise DataError(f"{path}: 'wplus' holds {wplus.dtype}, not numbers")
+    wplus = wplus.astype(np.float32)
+    fps = arrays.get("fps", np.float64(25.0))
+    if fps.shape != () or fps.dtype.kind not in "fiu" or not 0 < float(fps) < 1000:
+        raise DataError(f"{path}: 'fps' must be one frame rate in (0, 1000), got {fps!r}")
+    fps = float(fps)
     if wplus.ndim != 3:
         raise DataError(f"{path}: 'wplus' must be [frames, n_styles, style_dim], got shape {list(wplus.shape)}")
     if len(wplus) < window:

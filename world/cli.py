@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from svgan.cli_types import Device, FiniteRange, IntList, OutputDir, OutputFile
 from svgan.errors import StopFlag, UserError, fail, one_line_errors
 from svgan.training.trainer import TrainingDiverged
 
@@ -105,10 +106,10 @@ def _train_chunks(tool: str, trainer: ChunkedRun, iterations: int, minutes: floa
 
 
 @main.command("train-stylegan", context_settings=SETTINGS)
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run_dir", type=OutputDir())
 @click.option("--iterations", type=click.IntRange(min=1), default=100_000,
               help="Total iterations of the run (one D and one G step each).")
-@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--minutes", type=FiniteRange(min=0, min_open=True), default=None,
               help="Stop (with a checkpoint) after this much wall time.")
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR bit for bit.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=GAN_DEFAULTS.batch_size,
@@ -117,22 +118,23 @@ def _train_chunks(tool: str, trainer: ChunkedRun, iterations: int, minutes: floa
               help="Faces rendered once into the run.")
 @click.option("--dataset", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Train on these faces (from `svgan-world dataset`) instead of rendering --dataset-size.")
-@click.option("--eye-weight", type=click.FloatRange(min=0), default=GAN_DEFAULTS.eye_weight,
+@click.option("--eye-weight", type=FiniteRange(min=0), default=GAN_DEFAULTS.eye_weight,
               help="Weight of a second discriminator that sees only the eye box (0 = none).")
 @click.option("--init", "init", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Start G from this stylegan2.pt (e.g. one trained elsewhere); D starts fresh.")
-@click.option("--r1-gamma", default=GAN_DEFAULTS.r1_gamma, help="Weight of the R1 penalty on real images.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=GAN_DEFAULTS.lr,
+@click.option("--r1-gamma", default=GAN_DEFAULTS.r1_gamma, type=FiniteRange(min=0),
+              help="Weight of the R1 penalty on real images.")
+@click.option("--lr", type=FiniteRange(min=0, min_open=True), default=GAN_DEFAULTS.lr,
               help="Adam learning rate (D's is corrected for lazy R1).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=GAN_DEFAULTS.checkpoint_every,
               help="Iterations between checkpoints.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads (default: torch's choice).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, help="Processes that render the dataset.")
-@click.option("--device", default="cpu", help="Where to train: cpu, cuda or cuda:N.")
+@click.option("--device", default="cpu", type=Device(), help="Where to train: cpu, cuda or cuda:N.")
 @click.option("--seed", type=click.IntRange(min=0), default=GAN_DEFAULTS.seed,
               help="Seeds the dataset, initialisation and noise.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_out", type=OutputFile(allow_dash=True), default=None,
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-world train-stylegan")
 def train_stylegan(run_dir: Path, iterations: int, minutes: float | None, resume: bool, batch_size: int,
@@ -158,20 +160,20 @@ def train_stylegan(run_dir: Path, iterations: int, minutes: float | None, resume
 
 
 @main.command("train-psp", context_settings=SETTINGS)
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run_dir", type=OutputDir())
 @click.option("--stylegan", "stylegan_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The world's StyleGAN2 (stylegan2.pt from train-stylegan): the frozen decoder.")
 @click.option("--iterations", type=click.IntRange(min=1), default=20_000, help="Total iterations of the run.")
-@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--minutes", type=FiniteRange(min=0, min_open=True), default=None,
               help="Stop (with a checkpoint) after this much wall time.")
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR bit for bit.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=PSP_DEFAULTS.batch_size,
               help="Half generator samples, half rendered faces.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=PSP_DEFAULTS.lr,
+@click.option("--lr", type=FiniteRange(min=0, min_open=True), default=PSP_DEFAULTS.lr,
               help="Adam learning rate of the encoder.")
-@click.option("--feature-weight", type=click.FloatRange(min=0), default=PSP_DEFAULTS.feature_weight,
+@click.option("--feature-weight", type=FiniteRange(min=0), default=PSP_DEFAULTS.feature_weight,
               help="Pixel-loss weight inside the eye and mouth boxes of the aligned crop (1 = plain L2).")
-@click.option("--w-norm", type=click.FloatRange(min=0), default=PSP_DEFAULTS.lambda_w_norm,
+@click.option("--w-norm", type=FiniteRange(min=0), default=PSP_DEFAULTS.lambda_w_norm,
               help="Weight of pSp's w_norm pull of rendered faces' codes towards latent_avg.")
 @click.option("--dataset-size", type=click.IntRange(min=1), default=PSP_DEFAULTS.dataset_size,
               help="Rendered faces the encoder learns from.")
@@ -182,10 +184,10 @@ def train_stylegan(run_dir: Path, iterations: int, minutes: float | None, resume
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads (default: torch's choice).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, help="Processes that render the faces.")
-@click.option("--device", default="cpu", help="Where to train: cpu, cuda or cuda:N.")
+@click.option("--device", default="cpu", type=Device(), help="Where to train: cpu, cuda or cuda:N.")
 @click.option("--seed", type=click.IntRange(min=0), default=PSP_DEFAULTS.seed,
               help="Seeds the rendered faces, initialisation and batches.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_out", type=OutputFile(allow_dash=True), default=None,
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-world train-psp")
 def train_psp(run_dir: Path, stylegan_path: Path, iterations: int, minutes: float | None, resume: bool,
@@ -208,7 +210,7 @@ def train_psp(run_dir: Path, stylegan_path: Path, iterations: int, minutes: floa
 
 
 @main.command("dataset", context_settings=SETTINGS)
-@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=OutputFile())
 @click.option("--faces", type=click.IntRange(min=1), default=GAN_DEFAULTS.dataset_size,
               help="How many faces (random identity x random state).")
 @click.option("--size", type=click.IntRange(min=8), default=GAN_DEFAULTS.size, help="Face side in pixels.")
@@ -225,10 +227,10 @@ def dataset_command(out: Path, faces: int, size: int, seed: int, workers: int) -
 
 
 @main.command("video", context_settings=SETTINGS)
-@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=180.0,
+@click.argument("out", type=OutputFile())
+@click.option("--seconds", type=FiniteRange(min=0, min_open=True), default=180.0,
               help="Length of the talking sequence.")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=25.0, help="Frame rate.")
+@click.option("--fps", type=FiniteRange(min=0, min_open=True), default=25.0, help="Frame rate.")
 @click.option("--size", type=click.IntRange(min=8), default=64, help="Frame side in pixels.")
 @click.option("--identity-seed", type=click.IntRange(min=0), default=0, help="Which actor (random_identity's seed).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, help="Seeds the talking trajectory.")
@@ -244,7 +246,7 @@ def video(out: Path, seconds: float, fps: float, size: int, identity_seed: int, 
 
 
 @main.command("identity", context_settings=SETTINGS)
-@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=OutputFile())
 @click.option("--seed", type=click.IntRange(min=0), default=7, help="Which actor (random_identity's seed).")
 @click.option("--size", type=click.IntRange(min=8), default=64, help="Image side in pixels.")
 @one_line_errors("svgan-world identity")
@@ -254,7 +256,7 @@ def identity(out: Path, seed: int, size: int) -> None:
 
 
 @main.command("train-reader", context_settings=SETTINGS)
-@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=OutputFile())
 @click.option("--dataset", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Rendered faces to learn from (a train-stylegan run's dataset.npz); default: render --size-n.")
 @click.option("--size-n", type=click.IntRange(min=1), default=30_000,
@@ -264,7 +266,7 @@ def identity(out: Path, seed: int, size: int) -> None:
               help="Fresh faces (never trained on) to measure the reader on.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads (default: torch's choice).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_out", type=OutputFile(allow_dash=True), default=None,
               help="Write the validation report as JSON here ('-' for stdout).")
 @one_line_errors("svgan-world train-reader")
 def train_reader_command(out: Path, dataset: Path | None, size_n: int, epochs: int, validate: int,
@@ -295,16 +297,17 @@ def train_reader_command(out: Path, dataset: Path | None, size_n: int, epochs: i
 @click.option("--stream", "streams", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="A video written by svgan-stream (e.g. make demo's out.mp4): how much its face moves. "
                    "Repeatable.")
-@click.option("--actors", default="101,102,103,104,105,106,107,108", help="Seeds of the unseen actors.")
+@click.option("--actors", default="101,102,103,104,105,106,107,108", type=IntList(min=0),
+              help="Seeds of the unseen actors.")
 @click.option("--frames", type=click.IntRange(min=1), default=1500, help="Frames per generated stream.")
 @click.option("--samples", type=click.IntRange(min=1), default=2000,
               help="StyleGAN2 samples (and rendered faces) for the fidelity check.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, help="Seeds G's trajectory and the StyleGAN2 samples.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default="-",
+@click.option("--json", "json_out", type=OutputFile(allow_dash=True), default="-",
               help="Write the report as JSON here ('-' for stdout).")
 @one_line_errors("svgan-world measure")
 def measure(bundle_dir: Path, reader_path: Path, video: Path | None, video_frames: int, streams: tuple[Path, ...],
-            actors: str, frames: int, samples: int, seed: int, json_out: Path) -> None:
+            actors: tuple[int, ...], frames: int, samples: int, seed: int, json_out: Path) -> None:
     """Generator fidelity, motion transfer (offset trick vs naive offset) and identity preservation, read from
     rendered frames by the attribute reader."""
     from svgan.runtime.backends import make_backend
@@ -316,7 +319,7 @@ def measure(bundle_dir: Path, reader_path: Path, video: Path | None, video_frame
     bundle = load_bundle(bundle_dir)
     backend = make_backend("ort", bundle)
     reader = load_reader(reader_path)
-    cast = wm.new_actors([int(s) for s in actors.split(",")], bundle.encoder_input_size)
+    cast = wm.new_actors(list(actors), bundle.encoder_input_size)
     report: dict = {"bundle": str(bundle_dir), "reader": str(reader_path)}
     if video is not None:
         states = np.load(video.with_suffix(".states.npy"))[:video_frames]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from svgan.array_files import read_npz
 from svgan.models import Generator, RunError, StyleGAN2Config, atomic_torch_save, load_stylegan2, save_stylegan2
 from svgan.models.stylegan2_discriminator import Discriminator
 from svgan.training.trainer import TrainingDiverged
@@ -135,13 +135,16 @@ def image_grid(rgb: np.ndarray, columns: int) -> np.ndarray:
 
 def load_dataset(path: Path) -> FaceDataset:
     """Faces written by `save_dataset` (`svgan-world dataset`, or a StyleGAN2 run's dataset.npz)."""
-    try:
-        with np.load(path) as f:
-            return FaceDataset(f["images"], f["states"], f["identities"])
-    except FileNotFoundError:
-        raise RunError(f"no face dataset at {path}") from None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-        raise RunError(f"{path} is not a face dataset written by svgan-world ({e})") from None
+    arrays = read_npz(path, "face dataset")
+    missing = [name for name in ("images", "states", "identities") if name not in arrays]
+    if missing:
+        raise RunError(f"{path} is not a face dataset written by svgan-world (no '{missing[0]}' array)")
+    images, states, identities = arrays["images"], arrays["states"], arrays["identities"]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
+        raise RunError(f"{path}: 'images' must be uint8 [N, size, size, 3], got {images.dtype} {list(images.shape)}")
+    if len(images) == 0 or len(states) != len(images) or len(identities) != len(images):
+        raise RunError(f"{path}: 'images', 'states' and 'identities' must hold the same number (> 0) of faces")
+    return FaceDataset(images, states, identities)
 
 
 def save_dataset(path: Path, data: FaceDataset) -> None:
