@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import click
+
+from svgan.atomic import atomic_write_text
 
 
 class OutputFile(click.Path):
@@ -25,3 +28,14 @@ class OutputFile(click.Path):
         if not os.access(folder, os.W_OK | os.X_OK):
             self.fail(f"{path}: the folder {folder} is not writable", param, ctx)
         return path
+
+
+def write_summary(json_out: Path | None, summary: dict) -> None:
+    """A tool's JSON summary: to stdout for "-", else to the file, atomically (a kill never leaves half a JSON)."""
+    if json_out is None:
+        return
+    text = json.dumps(summary, indent=2)
+    if str(json_out) == "-":
+        click.echo(text)
+    else:
+        atomic_write_text(json_out, text + "\n")
