@@ -327,3 +327,7 @@ def measure(bundle_dir: Path, reader_path: Path, video: Path | None, video_frame
         report["identity"] = wm.identity_report(backend, bundle, reader, cast[::2], frames, seed)
         bar.update(1)
     write_summary(json_out, report)
+
+
+if __name__ == "__main__":
+    main()
