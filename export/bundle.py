@@ -1,9 +1,10 @@
 """The bundle: every graph exported and parity-checked, `manifest.json`, and an all-or-nothing write (DESIGN §8).
 
-Everything is written into a hidden temporary directory beside the target (`.NAME.XXXX.partial`, same file
+Everything is written into a hidden temporary directory beside the target (`.NAME.<pid>.partial`, same file
 system) and renamed to the final name only when every graph has passed its checks and the manifest is written, so
 no half bundle ever sits under the final name: an error or Ctrl-C removes the temporary directory, and a process
-killed outright leaves only that hidden directory behind. A non-empty target is refused unless `force=True`, and
+killed outright leaves only that hidden directory behind, which the next export to the same target removes. A
+full disk is one line naming the bundle. A non-empty target is refused unless `force=True`, and
 even then only an existing svgan bundle (or an empty directory) is replaced: the old bundle is renamed aside, the
 new one renamed in, the old one deleted.
 
@@ -25,13 +26,13 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from svgan import __version__
+from svgan.atomic import naming, partial_path, remove_stale_partials
 from svgan.errors import UserError
 # The bundle format is defined once, by its torch-free reader; the exporter writes what it reads.
 from svgan.runtime.bundle import BUNDLE_FORMAT, MANIFEST, load_bundle, sha256_file
@@ -92,20 +93,24 @@ class Staging:
     def __init__(self, out: Path, force: bool):
         self.out, self.force = Path(out), force
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial", dir=self.out.parent))
+        remove_stale_partials(self.out)  # the staging directories of exports that were killed
+        self.path = partial_path(self.out)
+        self.path.mkdir()
         self.committed = False
 
     def __enter__(self) -> "Staging":
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if not self.committed:
             shutil.rmtree(self.path, ignore_errors=True)
+        if isinstance(exc, OSError) and (exc.filename is None or str(exc.filename).startswith(str(self.path))):
+            # A write into the bundle failed (a full disk): name the bundle, not a file of the removed staging
+            raise naming(exc, self.out) from None
 
     def commit(self) -> Path:
         """Rename the finished directory to `out` (replacing an empty directory, or a bundle when forced)."""
         check_output(self.out, self.force)  # again: something may have appeared while exporting
-        os.chmod(self.path, 0o777 & ~_umask())  # mkdtemp made it 0700
         old = None
         if self.out.is_dir():
             if any(self.out.iterdir()):

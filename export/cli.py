@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import click
 
-from svgan.cli_types import FiniteRange, IntList, OutputDir, OutputFile
+from svgan.cli_types import FiniteRange, IntList, OutputDir, OutputFile, write_summary
 from svgan.errors import one_line_errors
 
 from .bundle import DEFAULT_TRUNCATION_PSI, export_bundle
@@ -76,12 +75,7 @@ def main(run: Path, psp: Path, out: Path, trt: bool, fp16: bool, opset: int, bat
                              force=force, torch_weights=not no_torch_weights, progress=_progress)
     result = summary(manifest, out)
     result["seconds"] = round(time.perf_counter() - start, 2)
-    if json_out is not None:
-        text = json.dumps(result, indent=2)
-        if str(json_out) == "-":
-            click.echo(text)
-        else:
-            json_out.write_text(text + "\n")
+    write_summary(json_out, result)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from svgan.atomic import atomic_write
 from svgan.errors import UserError
 
 from .psp import PSP
@@ -63,19 +63,9 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """Write `obj` with `torch.save` to a temporary file beside `path`, then rename: never a half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `obj` with `torch.save` to a temporary file beside `path`, then rename: never a half file
+    (`svgan.atomic`; a full disk is an OSError naming `path`)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_state_strict(model: nn.Module, state: Mapping[str, Any], source: str) -> None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from svgan.atomic import atomic_write
+
 
 @dataclass
 class PCABasis:
@@ -33,9 +35,10 @@ class PCABasis:
         return flat @ self.components.T
 
     def save(self, path: str | os.PathLike) -> None:
-        np.savez(path, mean=self.mean, components=self.components, explained_variance=self.explained_variance,
-                 explained_variance_ratio=self.explained_variance_ratio,
-                 total_variance=np.float64(self.total_variance), n_styles=self.n_styles, style_dim=self.style_dim)
+        atomic_write(path, lambda f: np.savez(
+            f, mean=self.mean, components=self.components, explained_variance=self.explained_variance,
+            explained_variance_ratio=self.explained_variance_ratio, total_variance=np.float64(self.total_variance),
+            n_styles=self.n_styles, style_dim=self.style_dim))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PCABasis":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from typing import Any
 
 import torch
@@ -45,6 +46,7 @@ def _config(cls: type, text: str) -> Any:
 
 def save_torch_weights(path: str | os.PathLike, generator: TemporalGenerator, psp: PSP) -> None:
     """Write G's and pSp's weights and configs to `path` (a `.safetensors` file)."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     tensors = {f"{GENERATOR_PREFIX}{k}": v for k, v in generator.state_dict().items()}
@@ -56,7 +58,16 @@ def save_torch_weights(path: str | os.PathLike, generator: TemporalGenerator, ps
                 "generator_config": json.dumps(dataclasses.asdict(generator.config)),
                 "stylegan2_config": json.dumps(dataclasses.asdict(psp.decoder.config)),
                 "encoder_config": json.dumps(dataclasses.asdict(psp.encoder.config))}
-    save_file(tensors, str(path), metadata=metadata)
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as e:
+        # safetensors reports a failed write (a full disk) as its own error with the errno in the text; make it
+        # the OSError it is, so that the tools print it as one line naming the file
+        found = re.search(r"os error (\d+)", str(e))
+        if found is None:
+            raise
+        code = int(found.group(1))
+        raise OSError(code, os.strerror(code), os.fspath(path)) from None
 
 
 def load_torch_weights(path: str | os.PathLike,

@@ -6,7 +6,6 @@ module and everything it imports stay free of torch.
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 import click
 
 import svgan
-from svgan.cli_types import FiniteRange, OutputFile
+from svgan.cli_types import FiniteRange, OutputFile, write_summary
 from svgan.errors import StopFlag, UserError, fail, one_line_errors
 
 from .backends import make_backend
@@ -124,8 +123,7 @@ def _report(stats: StreamStats, json_out: Path | None, closed: bool, interrupted
                f"({stats.realtime_factor:.2f}x real time), first frame after "
                f"{'-' if first is None else f'{first * 1000:.0f} ms'}, setup {stats.setup_seconds:.2f} s"
                + ("; the reader closed the output" if closed else ""), err=True)
-    if json_out is not None:
-        json_out.write_text(json.dumps(summary, indent=2) + "\n")
+    write_summary(json_out, summary)
 
 
 if __name__ == "__main__":

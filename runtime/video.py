@@ -227,7 +227,9 @@ class VideoSink:
         self._fileobj = None if isinstance(target, (str, os.PathLike)) else target
         self._closed = False  # by close(): no more writes
         self._broken = False  # the reader went away: nothing more can be delivered
-        options = {"movflags": _MOVFLAGS, "frag_duration": str(round(fragment_seconds * 1e6))}
+        # flush_packets: hand every finished fragment to the OS at once (a seekable file is otherwise written in 32 KB
+        # blocks), so that a writer killed mid-stream leaves a file that ends at a fragment boundary and plays.
+        options = {"movflags": _MOVFLAGS, "frag_duration": str(round(fragment_seconds * 1e6)), "flush_packets": "1"}
         with self._reader_guard():
             self._container = av.open(
                 os.fspath(target) if self._fileobj is None else target, "w", format="mp4", options=options

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import os
 from pathlib import Path
 
 import click
+
+from svgan.atomic import atomic_write_text
 
 
 class OutputFile(click.Path):
@@ -122,3 +125,14 @@ class RayAddress(click.ParamType):
             HostName().convert(host.strip("[]"), param, ctx)
             return text
         self.fail(f"expected auto, HOST:PORT or ray://HOST:PORT, got {value!r}", param, ctx)
+
+
+def write_summary(json_out: Path | None, summary: dict) -> None:
+    """A tool's JSON summary: to stdout for "-", else to the file, atomically (a kill never leaves half a JSON)."""
+    if json_out is None:
+        return
+    text = json.dumps(summary, indent=2)
+    if str(json_out) == "-":
+        click.echo(text)
+    else:
+        atomic_write_text(json_out, text + "\n")

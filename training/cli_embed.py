@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from svgan.cli_types import FiniteRange, OutputFile
+from svgan.cli_types import FiniteRange, OutputFile, write_summary
 from svgan.errors import UserError, one_line_errors
 from svgan.models import load_psp
 from svgan.runtime.face_align import DEFAULT_SIGMA_SECONDS, smooth_params
@@ -140,9 +139,7 @@ def main(video: Path | None, checkpoint: Path | None, output: Path, aligned: boo
     missing = summary.get("frames_without_face", 0)
     click.echo(f"svgan-embed: {summary['frames']} codes -> {output}"
                + (f" ({missing} frames without a face were interpolated)" if missing else ""), err=True)
-    if json_out is not None:
-        text = json.dumps(summary, indent=2)
-        click.echo(text) if str(json_out) == "-" else json_out.write_text(text + "\n")
+    write_summary(json_out, summary)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,12 @@ its long-horizon behaviour as a function of time since the stream started (DESIG
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from svgan.cli_types import OutputDir, OutputFile
+from svgan.cli_types import OutputDir, OutputFile, write_summary
 from svgan.errors import fail, one_line_errors
 
 from .evaluate import EVAL_DIR, PLOTS, EvalConfig, evaluate_run, measured_horizons, write_plots
@@ -86,9 +85,7 @@ def main(run_dir: Path, data: Path | None, json_out: Path | None, plots_dir: Pat
                f"plots in {plots[0].parent}", err=True)
     for line in horizon_lines(summary):
         click.echo(f"svgan-eval: {line}", err=True)
-    if json_out is not None:
-        text = json.dumps(summary, indent=2)
-        click.echo(text) if str(json_out) == "-" else json_out.write_text(text + "\n")
+    write_summary(json_out, summary)
 
 
 def horizon_lines(summary: dict[str, Any]) -> list[str]:

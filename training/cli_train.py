@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import signal
 import sys
 from dataclasses import asdict
@@ -12,7 +11,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from svgan.cli_types import FiniteRange, OutputDir, OutputFile
+from svgan.cli_types import FiniteRange, OutputDir, OutputFile, write_summary
 from svgan.errors import StopFlag, fail, one_line_errors
 
 from .trainer import CHECKPOINT, MODEL_SIZES, TrainConfig, TrainingDiverged, start_run
@@ -128,9 +127,7 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
                "config": asdict(trainer.config)}
     click.echo(f"svgan-train: {reason} at iteration {trainer.iteration}/{trainer.total_iterations}; "
                f"checkpoint {run_dir / CHECKPOINT}", err=True)
-    if json_out is not None:
-        text = json.dumps(summary, indent=2)
-        click.echo(text) if str(json_out) == "-" else json_out.write_text(text + "\n")
+    write_summary(json_out, summary)
     if reason == "stopped":
         sys.exit(130)
 

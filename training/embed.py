@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from svgan import __version__
+from svgan.atomic import atomic_write
 from svgan.models import PSP
 from svgan.runtime.bundle import sha256_file
 from svgan.runtime.face_align import DEFAULT_SIGMA_SECONDS, Aligner, align_image
@@ -134,17 +135,13 @@ def encode_frames(psp: PSP, frames: Iterator[np.ndarray], options: EmbedOptions,
 
 def save_embedding(path: str | os.PathLike, embedding: Embedding) -> None:
     """Write the npz `svgan-train` reads (atomically): wplus, fps, alignment arrays, provenance JSON."""
-    path = Path(path)
     arrays: dict[str, np.ndarray] = {"wplus": embedding.wplus, "fps": np.float64(embedding.fps),
                                      "provenance": np.array(json.dumps(embedding.provenance))}
     if embedding.params is not None:
         arrays |= {"align_params": embedding.params.astype(np.float32),
                    "align_params_raw": embedding.raw_params.astype(np.float32),
                    "interpolated": embedding.interpolated}
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def provenance(video: Path, checkpoint: Path | None, options: EmbedOptions) -> dict:

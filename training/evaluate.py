@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from svgan.atomic import atomic_write
 from svgan.models import PCABasis, TemporalGenerator, load_run_generator
 from svgan.models.run import PCA_FILE, RunError
 
@@ -183,6 +184,14 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save_figure(plt: Any, fig: Any, path: Path) -> None:
+    """A PNG, atomically: `svgan-eval` killed while plotting never leaves half a picture."""
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    finally:
+        plt.close(fig)
+
+
 def read_metrics(path: Path) -> dict[str, np.ndarray]:
     """metrics.csv as one float array per column (empty arrays when the run logged no iteration)."""
     with path.open(newline="") as f:
@@ -210,8 +219,7 @@ def plot_losses(metrics_csv: Path, path: Path) -> None:
         axes.flat[-1].axhline(math.pi / 4, color="k", lw=0.8, ls="--")  # GAP's target angle
     fig.suptitle(f"training losses ({metrics_csv})")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save_figure(plt, fig, path)
 
 
 def _running_mean(values: np.ndarray) -> np.ndarray:
@@ -236,8 +244,7 @@ def plot_trajectories(generated: np.ndarray, real: np.ndarray, fps: float, path:
     axes[-1].set_xlabel("seconds")
     fig.suptitle("motion in the first 3 PCA components")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save_figure(plt, fig, path)
 
 
 def metric_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
@@ -294,8 +301,7 @@ def plot_metric_table(summary: dict[str, Any], path: Path) -> None:
              bbox=[0, 0, 1, 1])
     ax.set_title(f"svgan-eval: {summary['run']}")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save_figure(plt, fig, path)
 
 
 def plot_horizon(evaluation: Evaluation, path: Path) -> None:
@@ -318,8 +324,7 @@ def plot_horizon(evaluation: Evaluation, path: Path) -> None:
         _plot_horizon_text(axes[1, 2], horizons)
         fig.suptitle(f"long horizon: {len(evaluation.long)} samples of G from its initial state, first {key} frames")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save_figure(plt, fig, path)
 
 
 def _plot_window_fd(ax: Any, h: dict[str, Any]) -> None:

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from svgan.atomic import atomic_write
+
 __all__ = [
     "STATE_NAMES",
     "SyntheticConfig",
@@ -387,19 +389,11 @@ def save_npz(path: str | os.PathLike[str], seq: dict[str, object]) -> None:
     also ``state`` float32 [N, k] and ``state_names`` str [k]. Loads with ``np.load(path)`` (no pickle needed).
     Uncompressed: W+ noise does not compress, and loading stays a plain read.
     """
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(
-                f,
-                wplus=np.asarray(seq["wplus"], np.float32),
-                fps=np.float64(seq["fps"]),
-                state=np.asarray(seq["state"], np.float32),
-                state_names=np.array(seq["state_names"], dtype=str),
-                provenance=np.array(seq["provenance"], dtype=str),
-            )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda f: np.savez(
+        f,
+        wplus=np.asarray(seq["wplus"], np.float32),
+        fps=np.float64(seq["fps"]),
+        state=np.asarray(seq["state"], np.float32),
+        state_names=np.array(seq["state_names"], dtype=str),
+        provenance=np.array(seq["provenance"], dtype=str),
+    ))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import json
 import math
 import time
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from svgan.atomic import atomic_write, atomic_write_text, naming
 from svgan.errors import UserError
 from svgan.models import (PCABasis, TemporalCritic, TemporalCriticConfig, TemporalGenerator, TemporalGeneratorConfig,
                           atomic_torch_save)
@@ -361,13 +363,26 @@ class Trainer:
         pca = PCABasis.load(self.run_dir / PCA_FILE)
         g = torch.Generator(device=self.device).manual_seed(self.config.seed + 2)
         fake = self.G_ema(*self.G_ema.sample_inputs(n, length, generator=g, device=self.device)).cpu().numpy()
-        np.savez(self.run_dir / SAMPLES, generated=pca.project(fake).astype(np.float32),
-                 real=pca.project(self.data.wplus[:length]).astype(np.float32), iteration=self.iteration)
+        atomic_write(self.run_dir / SAMPLES, lambda f: np.savez(
+            f, generated=pca.project(fake).astype(np.float32),
+            real=pca.project(self.data.wplus[:length]).astype(np.float32), iteration=self.iteration))
+
+
+def _row_iteration(row: list[str]) -> float:
+    """A metrics row's iteration; infinite for an empty or partial row (dropped on resume)."""
+    try:
+        return int(row[0])
+    except (IndexError, ValueError):
+        return math.inf
 
 
 class MetricsLog:
     """metrics.csv, one row per iteration (the fields of a stats dataclass whose first field is the iteration);
-    on resume the rows after the checkpoint are dropped."""
+    on resume the rows after the checkpoint are dropped.
+
+    The kept rows are written to a new file that replaces the old one atomically, so a kill at that moment cannot
+    lose the run's history; new rows are then appended line by line (a kill leaves at most a partial last row,
+    which is after the checkpoint and so dropped at the next resume)."""
 
     def __init__(self, path: Path, resume_iteration: int, stats_type: type = IterationStats):
         self.path = path
@@ -375,15 +390,19 @@ class MetricsLog:
         rows: list[list[str]] = []
         if resume_iteration > 0 and path.exists():
             with path.open(newline="") as f:
-                rows = [r for r in list(csv.reader(f))[1:] if r and int(r[0]) <= resume_iteration]
-        self.file = path.open("w", newline="", buffering=1)  # line-buffered: progress is visible as it happens
+                rows = [r for r in list(csv.reader(f))[1:] if _row_iteration(r) <= resume_iteration]
+        kept = io.StringIO()
+        csv.writer(kept).writerows([self.columns, *rows])
+        atomic_write_text(path, kept.getvalue())
+        self.file = path.open("a", newline="", buffering=1)  # line-buffered: progress is visible as it happens
         self.writer = csv.writer(self.file)
-        self.writer.writerow(self.columns)
-        self.writer.writerows(rows)
 
     def write(self, stats: Any) -> None:
-        self.writer.writerow([f"{getattr(stats, c):.6g}" if isinstance(getattr(stats, c), float)
-                              else getattr(stats, c) for c in self.columns])
+        try:
+            self.writer.writerow([f"{getattr(stats, c):.6g}" if isinstance(getattr(stats, c), float)
+                                  else getattr(stats, c) for c in self.columns])
+        except OSError as e:  # a full disk: name the file (a write error carries no file name)
+            raise naming(e, self.path) from None
 
     def __enter__(self) -> "MetricsLog":
         return self
@@ -414,7 +433,7 @@ def start_run(data: WPlusSequence, run_dir: Path, config: TrainConfig, device: s
     run_dir.mkdir(parents=True, exist_ok=True)
     fit_pca(data.wplus, config.pca_components, seed=config.seed).save(run_dir / PCA_FILE)
     trainer = Trainer(data, run_dir, config, device)
-    (run_dir / "config.json").write_text(json.dumps(
+    atomic_write_text(run_dir / "config.json", json.dumps(
         {"train": asdict(config), "generator": asdict(trainer.G.config), "critic": asdict(trainer.C.config),
          "frames": len(data.wplus), "fps": data.fps,
          "data": str(Path(data_path).resolve()) if data_path else None}, indent=2))

@@ -10,7 +10,6 @@ Every long command prints progress on stderr, saves atomically, and on Ctrl-C fi
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from collections.abc import Callable
@@ -20,16 +19,16 @@ from typing import Any
 
 import click
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
-from svgan.cli_types import Device, FiniteRange, IntList, OutputDir, OutputFile
+from svgan.atomic import atomic_write
+from svgan.cli_types import Device, FiniteRange, IntList, OutputDir, OutputFile, write_summary
 from svgan.errors import StopFlag, UserError, fail, one_line_errors
 from svgan.training.trainer import TrainingDiverged
 
 from .attribute_reader import ReaderConfig, load_reader, save_reader, train_reader, validate_reader
 from .chunked_run import ChunkedRun
-from .renderer import (StateParams, random_identity, render_dataset, render_face, render_video,
+from .renderer import (StateParams, random_identity, render_dataset, render_face, render_video, save_image,
                          talking_trajectory)
 from .psp_trainer import PSPTrainConfig, start_psp_run
 from .stylegan2_trainer import StyleGAN2TrainConfig, load_dataset, save_dataset, start_stylegan2_run
@@ -71,16 +70,6 @@ def _torch_setup(threads: int | None, device: str = "cpu") -> str:
     return device
 
 
-def _write_summary(json_out: Path | None, summary: dict) -> None:
-    if json_out is None:
-        return
-    text = json.dumps(summary, indent=2)
-    if str(json_out) == "-":
-        click.echo(text)
-    else:
-        json_out.write_text(text + "\n")
-
-
 def _train_chunks(tool: str, trainer: ChunkedRun, iterations: int, minutes: float | None, json_out: Path | None,
                   postfix: Callable[[Any], dict[str, str]]) -> None:
     """Run `trainer` for one chunk with a progress bar and graceful Ctrl-C; exit 130 when interrupted."""
@@ -98,7 +87,7 @@ def _train_chunks(tool: str, trainer: ChunkedRun, iterations: int, minutes: floa
         fail(tool, f"{e}; the last checkpoint in {trainer.run_dir} is kept")
     finally:
         bar.close()
-    _write_summary(json_out, {"run": str(trainer.run_dir), "iteration": trainer.iteration, "stopped": reason,
+    write_summary(json_out, {"run": str(trainer.run_dir), "iteration": trainer.iteration, "stopped": reason,
                               "config": asdict(trainer.config)})
     if reason == "stopped":
         fail(tool, f"interrupted; checkpoint written at iteration {trainer.iteration} (continue with --resume)",
@@ -241,7 +230,7 @@ def video(out: Path, seconds: float, fps: float, size: int, identity_seed: int, 
     states, _ = talking_trajectory(seconds, fps=fps, seed=seed)
     rendered = render_video(random_identity(identity_seed), tqdm(states, desc="render", unit="frame",
                                                                   file=sys.stderr), size, out, fps=fps)
-    np.save(out.with_suffix(".states.npy"), states)
+    atomic_write(out.with_suffix(".states.npy"), lambda f: np.save(f, states))
     click.echo(f"wrote {out}: {rendered} frames", err=True)
 
 
@@ -252,7 +241,7 @@ def video(out: Path, seconds: float, fps: float, size: int, identity_seed: int, 
 @one_line_errors("svgan-world identity")
 def identity(out: Path, seed: int, size: int) -> None:
     """Render an actor in a neutral state, as an aligned identity image for `svgan-stream --aligned`."""
-    Image.fromarray(render_face(random_identity(seed), StateParams(), size)).save(out)
+    save_image(out, render_face(random_identity(seed), StateParams(), size))
 
 
 @main.command("train-reader", context_settings=SETTINGS)
@@ -281,7 +270,7 @@ def train_reader_command(out: Path, dataset: Path | None, size_n: int, epochs: i
                                                                            bar.set_postfix(loss=f"{loss:.4f}")))
     save_reader(out, reader)
     report = validate_reader(reader, render_dataset(validate, config.size, seed=VALIDATION_SEED))
-    _write_summary(json_out, {"reader": str(out), "faces": len(data.images), "epochs": epochs,
+    write_summary(json_out, {"reader": str(out), "faces": len(data.images), "epochs": epochs,
                               "validation_faces": validate, "validation": report})
 
 
@@ -339,4 +328,8 @@ def measure(bundle_dir: Path, reader_path: Path, video: Path | None, video_frame
         bar.update(1)
         report["identity"] = wm.identity_report(backend, bundle, reader, cast[::2], frames, seed)
         bar.update(1)
-    _write_summary(json_out, report)
+    write_summary(json_out, report)
+
+
+if __name__ == "__main__":
+    main()

@@ -30,16 +30,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
+from svgan.atomic import atomic_write_text
 from svgan.models import (PSP, Generator, PSPEncoderConfig, RunError, atomic_torch_save, load_psp, load_stylegan2,
                           save_psp)
 from svgan.training.trainer import TrainingDiverged
 
 from .chunked_run import CHECKPOINT, ChunkedRun, random_state, run_state, set_random_state
-from .renderer import FaceDataset, feature_weights, render_dataset
+from .renderer import FaceDataset, feature_weights, render_dataset, save_image
 from .stylegan2_trainer import image_grid, to_images, to_uint8
 
 EXPORTED = "psp.pt"
@@ -148,7 +148,7 @@ class PSPTrainer(ChunkedRun):
         faces = render_dataset(2 * n, self.psp.resolution, seed=self.config.seed + 1000).images
         recon = to_uint8(self.psp(to_images(faces).to(self.device), randomize_noise=False))
         rows = np.concatenate([faces[:n], recon[:n], faces[n:], recon[n:]])
-        Image.fromarray(image_grid(rows, n)).save(self.run_dir / RECONSTRUCTIONS)
+        save_image(self.run_dir / RECONSTRUCTIONS, image_grid(rows, n))
 
     def _generated_batch(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, W+) from the frozen generator; half the codes mix two w at a random style."""
@@ -204,7 +204,7 @@ def start_psp_run(run_dir: Path, stylegan_path: Path, config: PSPTrainConfig, re
     data = render_dataset(config.dataset_size, decoder.resolution, config.seed + 500, progress, workers)
     if state is None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(
+        atomic_write_text(run_dir / "config.json", json.dumps(
             {"train": asdict(config), "stylegan": str(Path(stylegan_path).resolve())}, indent=2))
     trainer = PSPTrainer(decoder, data, run_dir, config, Path(stylegan_path), device)
     if state is not None:

@@ -28,10 +28,12 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from svgan.atomic import atomic_output, atomic_write
 from svgan.training.synthetic import STATE_NAMES as _SYNTHETIC_NAMES
 from svgan.training.synthetic import SyntheticConfig, simulate_state
 
@@ -442,14 +444,21 @@ def state_from_row(row: np.ndarray) -> StateParams:
 def render_video(identity: IdentityParams, states: np.ndarray | Sequence[StateParams], size: int,
                  path: str | os.PathLike[str], fps: float = 25.0) -> int:
     """Renders one frame per state (rows of a [N, k] array in `STATE_FIELDS` order, or `StateParams`) to an H.264
-    MP4 at `path`; returns the number of frames written."""
+    MP4 at `path`, atomically (it is training data: never half a video under that name); returns the number of
+    frames written."""
     # Imported here: rendering faces for training needs no PyAV (the GPU machine trains the world without it).
     from svgan.runtime.video import VideoSink
 
-    with VideoSink(path, fps=fps, width=size, height=size) as sink:
+    with atomic_output(path) as f, VideoSink(f, fps=fps, width=size, height=size) as sink:
         for state in states:
             sink.write(render_face(identity, state if isinstance(state, StateParams) else state_from_row(state), size))
-        return sink.frames_written
+    return sink.frames_written
+
+
+def save_image(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
+    """An HxWx3 uint8 image, atomically, in the format its file name says (PNG for an unknown suffix)."""
+    image_format = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
+    atomic_write(path, lambda f: Image.fromarray(rgb).save(f, format=image_format))
 
 
 # One column per state in `sample_grid`: neutral, talking, blinking, smiling, looking aside while turning, frowning

@@ -29,15 +29,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.nn import functional as F
 
 from svgan.array_files import read_npz
+from svgan.atomic import atomic_write, atomic_write_text
 from svgan.models import Generator, RunError, StyleGAN2Config, atomic_torch_save, load_stylegan2, save_stylegan2
 from svgan.models.stylegan2_discriminator import Discriminator
 from svgan.training.trainer import TrainingDiverged
 
-from .renderer import FEATURE_BOXES, FaceDataset, render_dataset
+from .renderer import FEATURE_BOXES, FaceDataset, render_dataset, save_image
 from .chunked_run import CHECKPOINT, ChunkedRun, random_state, run_state, set_random_state
 
 DATASET = "dataset.npz"
@@ -148,10 +148,7 @@ def load_dataset(path: Path) -> FaceDataset:
 
 
 def save_dataset(path: Path, data: FaceDataset) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, images=data.images, states=data.states, identities=data.identities)
-    tmp.replace(path)
+    atomic_write(path, lambda f: np.savez(f, images=data.images, states=data.states, identities=data.identities))
 
 
 class StyleGAN2Trainer(ChunkedRun):
@@ -225,7 +222,7 @@ class StyleGAN2Trainer(ChunkedRun):
         """A grid of EMA samples from fixed z (the same faces at every checkpoint), constant noise."""
         z = torch.randn(n, self.config.style_dim, generator=torch.Generator().manual_seed(self.config.seed + 3))
         images = self.G_ema([z.to(self.device)], randomize_noise=False)[0]
-        Image.fromarray(image_grid(to_uint8(images), 8)).save(self.run_dir / SAMPLES)
+        save_image(self.run_dir / SAMPLES, image_grid(to_uint8(images), 8))
 
     # ----------------------------------------------------------------------------------------------- steps
 
@@ -341,5 +338,5 @@ def start_stylegan2_run(run_dir: Path, config: StyleGAN2TrainConfig, resume: boo
                            f"this model trains on {config.size}x{config.size}")
         config = replace(config, dataset_size=len(data.images))
     save_dataset(run_dir / DATASET, data)
-    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    atomic_write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2))
     return StyleGAN2Trainer(data, run_dir, config, device)
