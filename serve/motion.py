@@ -35,7 +35,7 @@ def stream_motion(request: StreamRequest, bundle: Bundle, backend: Backend, pca:
 
 def _identity_code(request: StreamRequest, bundle: Bundle, backend: Backend, max_image_pixels: int) -> np.ndarray:
     if request.identity is None:
-        return load_identity(None, request.seed, bundle, backend)
+        return load_identity(None, request.seed, bundle, backend).wplus
     is_code = request.identity.startswith(NPY_MAGIC)
     with tempfile.TemporaryDirectory(prefix="svgan-serve-") as folder:
         path = Path(folder) / ("identity.npy" if is_code else "identity.image")
@@ -43,7 +43,7 @@ def _identity_code(request: StreamRequest, bundle: Bundle, backend: Backend, max
         try:
             if not is_code:
                 _check_image_size(path, max_image_pixels)
-            return load_identity(path, request.seed, bundle, backend, request.aligned)
+            return load_identity(path, request.seed, bundle, backend, request.aligned).wplus
         except RequestError:
             raise
         except UserError as e:
