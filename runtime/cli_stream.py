@@ -98,9 +98,10 @@ def _frame_count(frames: int | None, seconds: float | None, fps: float) -> int |
 @click.option("--json", "json_out", type=OutputFile(), default=None,
               help="Write the statistics as JSON to this file.")
 @one_line_errors("svgan-stream")
-def main(bundle_dir: Path, identity: Path | None, aligned: bool, strict: bool, seed: int, frames: int | None, seconds: float | None,
-         fps: float | None, output: Path | None, backend: str, device: str, fp16: bool, batch: int, upscale: int, crf: int,
-         preset: str, encoder_threads: int, verify: bool, json_out: Path | None) -> None:
+def main(bundle_dir: Path, identity: Path | None, aligned: bool, strict: bool, seed: int, frames: int | None,
+         seconds: float | None, fps: float | None, output: Path | None, backend: str, device: str, fp16: bool,
+         batch: int, upscale: int, crf: int, preset: str, encoder_threads: int, verify: bool,
+         json_out: Path | None) -> None:
     """Stream endless, smooth talking-head video for any identity as H.264 in fragmented MP4 (stdout or -o)."""
     start = time.perf_counter()
     target = _open_output(output)

@@ -68,7 +68,8 @@ def test_the_shipped_reference_is_reproducible(tmp_path):
 
 def test_a_real_photo_given_to_the_cartoon_world_is_flagged_and_strict_refuses_it(tmp_path):
     photo = package_file("skimage", "data/astronaut.png")
-    code, err = run_stream("--identity", photo, "--frames", "2", "-o", tmp_path / "a.mp4", "--json", tmp_path / "s.json")
+    code, err = run_stream("--identity", photo, "--frames", "2", "-o", tmp_path / "a.mp4", "--json",
+                           tmp_path / "s.json")
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("svgan-stream: warning:")]
     assert len(warnings) == 1 and warnings[0].startswith(f"svgan-stream: warning: {photo}: reconstruction PSNR ")
