@@ -9,7 +9,9 @@ new one renamed in, the old one deleted.
 
 `manifest.json` (format "svgan-bundle", version 2) is the contract the runtime reads with numpy + onnxruntime:
 sizes, fps, opset, every file with its sha256, each graph's inputs/outputs (shape lists with "batch" for the
-dynamic dimension), dtypes and the parity figures measured at export.
+dynamic dimension), dtypes, the parity figures measured at export and `domain_reference`, how well the bundle's
+pSp reconstructs its own generator's faces (measured on the staged ONNX graphs by runtime/domain.py), which
+`svgan-stream --identity` judges photos against.
 
 A bundle is self-contained: `weights.safetensors` carries the PyTorch weights the torch backend runs (G's EMA
 weights and the whole pSp, `svgan.models.torch_weights`; left out with `torch_weights=False`), and the

@@ -60,7 +60,8 @@ def summary(manifest: dict, out: Path) -> dict:
 @click.option("--domain-samples", default=REFERENCE_SAMPLES, type=click.IntRange(min=0),
               help="Random faces of the generator whose pSp reconstruction sets the in-domain reference that "
                    "`svgan-stream --identity` judges photos against (manifest `domain_reference`); each costs two "
-                   "syntheses and one encoding on the CPU (64 take 1.3 s at 64x64). 0: none, no check.")
+                   "syntheses and one encoding on the CPU (64 take about 2 s for the demo world's 64x64). 0: none "
+                   "(svgan-stream then only notes that it cannot judge identity photos).")
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --out (atomically).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a JSON summary here ('-' for stdout).")

@@ -72,8 +72,9 @@ def _frame_count(frames: int | None, seconds: float | None, fps: float) -> int |
 @click.option("--aligned", is_flag=True,
               help="The --identity image is an aligned face already (as svgan-embed --aligned): resize, do not detect.")
 @click.option("--strict", is_flag=True,
-              help="Refuse (exit 1, no video) an --identity image that the bundle's pSp reconstructs poorly (more "
-                   "than the bundle's margin, 12 dB, below its in-domain faces' PSNR) instead of warning.")
+              help="Refuse (exit 1, no video) an --identity image that the bundle's pSp reconstructs poorly "
+                   "(PSNR more than 12 dB below the bundle's own faces, manifest domain_reference) instead of "
+                   "warning; also refuse to stream when the bundle records no such reference (else only a note).")
 @click.option("--seed", default=0, help="Seeds the random identity (without --identity) and the motion.")
 @click.option("--frames", type=click.IntRange(min=0), default=None,
               help="Frames to write; 0 streams until stopped. Overrides --seconds.")

@@ -74,7 +74,7 @@ class DomainReference:
 def measure_reference(bundle: Bundle, backend: Backend, samples: int = REFERENCE_SAMPLES,
                       seed: int = REFERENCE_SEED, batch: int = 8) -> dict[str, Any]:
     """The manifest's `domain_reference` entry: `samples` random faces of the bundle, each re-encoded by pSp and
-    re-synthesised. Costs 2 syntheses and 1 encoding per sample (1.3 s for 64 at 64x64 on 2 CPU cores)."""
+    re-synthesised. Costs 2 syntheses and 1 encoding per sample (64 at 64x64: 1.3-2.5 s on 2 CPU cores)."""
     start = time.perf_counter()
     faces = random_faces(seed, samples, bundle, backend, batch)
     psnr = np.concatenate([reconstruct_psnr(faces[k:k + batch], backend) for k in range(0, samples, batch)])
