@@ -52,7 +52,7 @@ def _judge_identity(identity: Identity, source: Path | None, bundle: Bundle, eng
         click.echo(f"svgan-stream: note: {note}", err=True)
     elif check.out_of_domain:
         if strict:
-            raise UserError(check.message(str(source)))
+            raise UserError(f"{check.message(str(source))} (--strict)")
         click.echo(f"svgan-stream: warning: {check.message(str(source))}", err=True)
     return check
 

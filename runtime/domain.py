@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .backends import Backend
-from .bundle import Bundle
+from .bundle import Bundle, BundleError
 from .identity import Identity, pool_to, random_faces
 
 COMPARE_SIZE = 64
@@ -68,7 +68,11 @@ class DomainReference:
         entry = manifest.get("domain_reference")
         if not entry:
             return None
-        return cls(float(entry["median_db"]), float(entry["p5_db"]), float(entry["warn_below_db"]))
+        try:  # the manifest is not sha256-checked: it may have been edited by hand
+            return cls(float(entry["median_db"]), float(entry["p5_db"]), float(entry["warn_below_db"]))
+        except (KeyError, TypeError, ValueError):
+            raise BundleError("the manifest's domain_reference needs the numbers median_db, p5_db and "
+                              "warn_below_db; measure it again with `python -m svgan.export.domain BUNDLE`") from None
 
 
 def measure_reference(bundle: Bundle, backend: Backend, samples: int = REFERENCE_SAMPLES,
