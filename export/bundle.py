@@ -10,7 +10,9 @@ new one renamed in, the old one deleted.
 
 `manifest.json` (format "svgan-bundle", version 2) is the contract the runtime reads with numpy + onnxruntime:
 sizes, fps, opset, every file with its sha256, each graph's inputs/outputs (shape lists with "batch" for the
-dynamic dimension), dtypes and the parity figures measured at export.
+dynamic dimension), dtypes, the parity figures measured at export and `domain_reference`, how well the bundle's
+pSp reconstructs its own generator's faces (measured on the staged ONNX graphs by runtime/domain.py), which
+`svgan-stream --identity` judges photos against.
 
 A bundle is self-contained: `weights.safetensors` carries the PyTorch weights the torch backend runs (G's EMA
 weights and the whole pSp, `svgan.models.torch_weights`; left out with `torch_weights=False`), and the
@@ -35,8 +37,9 @@ from svgan import __version__
 from svgan.atomic import naming, partial_path, remove_stale_partials
 from svgan.errors import UserError
 # The bundle format is defined once, by its torch-free reader; the exporter writes what it reads.
-from svgan.runtime.bundle import BUNDLE_FORMAT, MANIFEST, load_bundle, sha256_file
+from svgan.runtime.bundle import BUNDLE_FORMAT, MANIFEST, Bundle, load_bundle, sha256_file
 from svgan.runtime.bundle import FORMAT_VERSION as BUNDLE_FORMAT_VERSION
+from svgan.runtime.domain import REFERENCE_SAMPLES
 PCA_FILE = "pca.npz"
 W_AVG_FILE = "w_avg.npy"
 TORCH_WEIGHTS_FILE = "weights.safetensors"
@@ -54,6 +57,35 @@ Progress = Callable[[str], None]
 def verify_bundle(bundle: str | os.PathLike) -> list[str]:
     """Problems with a bundle's files (missing, or sha256 differing from the manifest); empty when intact."""
     return load_bundle(bundle).problems()
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """manifest.json, replaced atomically (a temporary file beside it, fsynced, renamed)."""
+    tmp = directory / f".{MANIFEST}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, directory / MANIFEST)
+
+
+def record_domain_reference(directory: Path, manifest: dict[str, Any], samples: int,
+                            progress: Progress = lambda message: None) -> dict[str, Any]:
+    """Measure the in-domain reconstruction PSNR with the bundle's own ONNX graphs (runtime/domain.py) and return
+    the manifest with its `domain_reference`; `samples=0` measures nothing and drops any old entry."""
+    from svgan.runtime.backends import OrtBackend
+    from svgan.runtime.domain import measure_reference
+
+    manifest = {k: v for k, v in manifest.items() if k != "domain_reference"}
+    if samples == 0:
+        return manifest
+    bundle = Bundle(path=Path(directory), manifest=manifest)
+    reference = measure_reference(bundle, OrtBackend(bundle), samples)
+    progress(f"in-domain reconstruction: median {reference['median_db']:.1f} dB PSNR over {samples} of the "
+             f"generator's faces; identity images below {reference['warn_below_db']:.1f} dB will be flagged "
+             f"({reference['seconds']:.1f} s)")
+    return manifest | {"domain_reference": reference}
 
 
 def is_bundle(path: Path) -> bool:
@@ -183,10 +215,13 @@ def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: 
                   fp16: bool = False, trt: bool = False, opset: int | None = None,
                   batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, truncation_psi: float = DEFAULT_TRUNCATION_PSI,
                   force: bool = False, parity_batch: int | None = None, torch_weights: bool = True,
+                  domain_samples: int = REFERENCE_SAMPLES,
                   progress: Progress = lambda message: None) -> dict[str, Any]:
     """Export run `run_dir` + pSp `psp_path` as a bundle at `out`; returns the manifest (also in `out/manifest.json`).
 
     `torch_weights=False` leaves out `weights.safetensors` (the torch backend's weights): smaller, ONNX/TensorRT only.
+    `domain_samples` random faces measure the in-domain reconstruction PSNR (`domain_reference`, runtime/domain.py)
+    that `svgan-stream --identity` judges images against; 0 leaves it out.
 
     Raises `UserError` (one line) for bad input, a failed parity check or a missing TensorRT; nothing is left
     under `out` unless the whole bundle was written.
@@ -212,6 +247,8 @@ def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: 
         trt_module = import_tensorrt()
     if not 0 < truncation_psi <= 1:
         raise UserError(f"--truncation-psi must be in (0, 1], got {truncation_psi}")
+    if domain_samples < 0:
+        raise UserError(f"--domain-samples must be >= 0, got {domain_samples}")
 
     generator, meta, psp, pca_path = _load_inputs(run_dir, psp_path, progress)
     progress(f"hashing {psp_path.name} and {run_dir.name}/checkpoint.pt")
@@ -314,14 +351,11 @@ def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: 
                        "run_iteration": int(meta["iteration"]),
                        "psp_checkpoint": psp_path.name, "psp_sha256": psp_sha},
             "export": {"exporter": "torch.onnx.export(dynamo=True) + onnxscript constant folding",
-                       "parity_provider": par.PROVIDER, "versions": _versions(),
-                       "seconds": round(time.perf_counter() - start, 2)},
+                       "parity_provider": par.PROVIDER, "versions": _versions()},
         }
-        with open(stage.path / MANIFEST, "w") as f:
-            json.dump(manifest, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
+        manifest = record_domain_reference(stage.path, manifest, domain_samples, progress)
+        manifest["export"]["seconds"] = round(time.perf_counter() - start, 2)
+        write_manifest(stage.path, manifest)
         stage.commit()
     progress(f"wrote {out} in {time.perf_counter() - start:.1f} s")
     return manifest

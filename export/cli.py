@@ -10,6 +10,8 @@ import click
 from svgan.cli_types import FiniteRange, IntList, OutputDir, OutputFile, write_summary
 from svgan.errors import one_line_errors
 
+from svgan.runtime.domain import REFERENCE_SAMPLES
+
 from .bundle import DEFAULT_TRUNCATION_PSI, export_bundle
 from .onnx_graphs import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
@@ -55,12 +57,18 @@ def summary(manifest: dict, out: Path) -> dict:
               help="Leave out weights.safetensors, the PyTorch weights that `svgan-stream --backend torch` runs "
                    "(1,224 MB at 1024 with the paper's widths, about as much again as the ONNX graphs); such a "
                    "bundle streams with --backend ort or trt only.")
+@click.option("--domain-samples", default=REFERENCE_SAMPLES, type=click.IntRange(min=0),
+              help="Random faces of the generator whose pSp reconstruction sets the in-domain reference that "
+                   "`svgan-stream --identity` judges photos against (manifest `domain_reference`); each costs two "
+                   "syntheses and one encoding on the CPU (64 take about 2 s for the demo world's 64x64). 0: none "
+                   "(svgan-stream then only notes that it cannot judge identity photos).")
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --out (atomically).")
 @click.option("--json", "json_out", type=OutputFile(allow_dash=True), default=None,
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors(TOOL)
 def main(run: Path, psp: Path, out: Path, trt: bool, fp16: bool, opset: int, batch_sizes: tuple[int, ...],
-         truncation_psi: float, no_torch_weights: bool, force: bool, json_out: Path | None) -> None:
+         truncation_psi: float, no_torch_weights: bool, domain_samples: int, force: bool,
+         json_out: Path | None) -> None:
     """Export training run RUN and the pSp checkpoint as one self-describing bundle.
 
     Writes generator_init/generator_step (GRU state in, state out), mapping, synthesis and encoder as ONNX
@@ -72,7 +80,8 @@ def main(run: Path, psp: Path, out: Path, trt: bool, fp16: bool, opset: int, bat
     start = time.perf_counter()
     manifest = export_bundle(run, psp, out, fp16=fp16, trt=trt, opset=opset,
                              batch_sizes=batch_sizes, truncation_psi=truncation_psi,
-                             force=force, torch_weights=not no_torch_weights, progress=_progress)
+                             force=force, torch_weights=not no_torch_weights, domain_samples=domain_samples,
+                             progress=_progress)
     result = summary(manifest, out)
     result["seconds"] = round(time.perf_counter() - start, 2)
     write_summary(json_out, result)

@@ -4,7 +4,8 @@ A bundle is a directory: `manifest.json` describing every graph (file, sha256, i
 measured at export), the ONNX graphs `generator_init`, `generator_step`, `mapping`, `synthesis`,
 `encoder`, optionally TensorRT engines, the PCA basis of the training codes (`pca.npz`), the W average
 for truncation (`w_avg.npy`) and, unless exported without them, the torch backend's weights
-(`weights.safetensors`, read by `runtime/torch_backend.py`).
+(`weights.safetensors`, read by `runtime/torch_backend.py`). The manifest's `domain_reference` (absent in bundles
+exported before it existed) is how well the bundle's pSp reconstructs its own faces (runtime/domain.py).
 
 Format versions: 1 named the run and pSp checkpoint by absolute paths of the exporting machine and carried no
 torch weights; 2 (this one) is self-contained. A version-1 bundle is refused with a one-line error that says to

@@ -17,9 +17,10 @@ import svgan
 from svgan.cli_types import FiniteRange, OutputFile, write_summary
 from svgan.errors import StopFlag, UserError, fail, one_line_errors
 
-from .backends import make_backend
-from .bundle import load_bundle
-from .identity import load_identity
+from .backends import Backend, make_backend
+from .bundle import Bundle, load_bundle
+from .domain import IdentityCheck, check_identity
+from .identity import Identity, load_identity
 from .offset_trick import identity_offset
 from .stream import StreamStats, make_renderer, run_stream, sink_writer
 from .video import SinkClosed, ThreadedSink, is_terminal
@@ -36,6 +37,25 @@ def _open_output(output: Path | None):
     return sys.stdout.buffer
 
 
+def _judge_identity(identity: Identity, source: Path | None, bundle: Bundle, engine: Backend,
+                    strict: bool) -> IdentityCheck | None:
+    """Warn (or with `strict` refuse, before any video is written) when pSp reconstructs the identity image poorly."""
+    check = check_identity(identity, bundle, engine)
+    if check is None:
+        return None
+    if check.reference is None:
+        note = (f"{bundle.path} records no in-domain reference, so {source}'s reconstruction ({check.psnr_db:.1f} dB "
+                "PSNR) cannot be judged; add one with `python -m svgan.export.domain BUNDLE`")
+        if strict:
+            raise UserError(f"--strict: {note}")
+        click.echo(f"svgan-stream: note: {note}", err=True)
+    elif check.out_of_domain:
+        if strict:
+            raise UserError(f"{check.message(str(source))} (--strict)")
+        click.echo(f"svgan-stream: warning: {check.message(str(source))}", err=True)
+    return check
+
+
 def _frame_count(frames: int | None, seconds: float | None, fps: float) -> int | None:
     """None streams until stopped (--frames 0)."""
     if frames is not None:
@@ -50,6 +70,10 @@ def _frame_count(frames: int | None, seconds: float | None, fps: float) -> int |
               help="The actor: a photo (aligned and encoded with pSp) or a W+ code (.npy). Default: random (--seed).")
 @click.option("--aligned", is_flag=True,
               help="The --identity image is an aligned face already (as svgan-embed --aligned): resize, do not detect.")
+@click.option("--strict", is_flag=True,
+              help="Refuse (exit 1, no video) an --identity image that the bundle's pSp reconstructs poorly "
+                   "(PSNR more than 12 dB below the bundle's own faces, manifest domain_reference) instead of "
+                   "warning; also refuse to stream when the bundle records no such reference (else only a note).")
 @click.option("--seed", default=0, type=click.IntRange(min=0),
               help="Seeds the random identity (without --identity) and the motion.")
 @click.option("--frames", type=click.IntRange(min=0), default=None,
@@ -75,21 +99,25 @@ def _frame_count(frames: int | None, seconds: float | None, fps: float) -> int |
 @click.option("--json", "json_out", type=OutputFile(), default=None,
               help="Write the statistics as JSON to this file.")
 @one_line_errors("svgan-stream")
-def main(bundle_dir: Path, identity: Path | None, aligned: bool, seed: int, frames: int | None, seconds: float | None,
-         fps: float | None, output: Path | None, backend: str, device: str, fp16: bool, batch: int, upscale: int, crf: int,
-         preset: str, encoder_threads: int, verify: bool, json_out: Path | None) -> None:
+def main(bundle_dir: Path, identity: Path | None, aligned: bool, strict: bool, seed: int, frames: int | None,
+         seconds: float | None, fps: float | None, output: Path | None, backend: str, device: str, fp16: bool,
+         batch: int, upscale: int, crf: int, preset: str, encoder_threads: int, verify: bool,
+         json_out: Path | None) -> None:
     """Stream endless, smooth talking-head video for any identity as H.264 in fragmented MP4 (stdout or -o)."""
     start = time.perf_counter()
     target = _open_output(output)
     bundle = load_bundle(bundle_dir, verify=verify)
     engine = make_backend(backend, bundle, device, fp16=fp16)
-    offset = identity_offset(load_identity(identity, seed, bundle, engine, aligned), bundle.pca())
+    actor = load_identity(identity, seed, bundle, engine, aligned)
+    check = _judge_identity(actor, identity, bundle, engine, strict)
+    offset = identity_offset(actor.wplus, bundle.pca())
     fps = fps or bundle.fps
     # A GPU renderer may hand over yuv420p (half the bytes of RGB); the sink takes it only without upscaling.
     renderer = make_renderer(engine, bundle.latent_dim, offset, seed, batch, yuv420p=upscale == 1)
     stats = StreamStats(fps_target=fps, setup_seconds=time.perf_counter() - start,
                         extra={"backend": backend, "device": device, "batch": batch,
-                               "resolution": bundle.resolution})
+                               "resolution": bundle.resolution,
+                               "identity_reconstruction": None if check is None else check.as_dict()})
     n = _frame_count(frames, seconds, fps)
     sink = ThreadedSink(target, fps=fps, width=bundle.resolution, height=bundle.resolution, crf=crf, preset=preset,
                         threads=encoder_threads, upscale=upscale)

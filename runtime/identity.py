@@ -8,6 +8,7 @@ synthesis -> pSp, so it lives where pSp's codes of real faces live.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,16 @@ from svgan.errors import UserError
 
 from .backends import Backend
 from .bundle import Bundle
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The actor's W+ code [n_styles, style_dim] and, when it came from an image, the face the encoder read
+    ([3, E, E] in [-1, 1]), which `domain.check_identity` compares with the code's synthesis."""
+
+    wplus: np.ndarray
+    face: np.ndarray | None = None
+
 
 def image_to_encoder_input(rgb: np.ndarray) -> np.ndarray:
     """HxWx3 uint8 aligned faces [B, H, W, 3] -> [B, 3, H, W] in [-1, 1], as pSp's ToTensor + Normalize."""
@@ -34,7 +45,7 @@ def pool_to(images: np.ndarray, size: int) -> np.ndarray:
     return images.repeat(f, axis=2).repeat(f, axis=3)
 
 
-def identity_from_image(path: Path, backend: Backend, size: int, aligned: bool = False) -> np.ndarray:
+def identity_from_image(path: Path, backend: Backend, size: int, aligned: bool = False) -> Identity:
     try:
         image = Image.open(path).convert("RGB")
     except FileNotFoundError:
@@ -47,7 +58,8 @@ def identity_from_image(path: Path, backend: Backend, size: int, aligned: bool =
         from .face_align import align_face  # dlib loads only when a photo has to be aligned
 
         face, _ = align_face(np.asarray(image), size, what=str(path))
-    return backend.encoder(image_to_encoder_input(face[None]))[0]
+    encoder_input = image_to_encoder_input(face[None])
+    return Identity(backend.encoder(encoder_input)[0], encoder_input[0])
 
 
 def identity_from_npy(path: Path, bundle: Bundle) -> np.ndarray:
@@ -62,21 +74,27 @@ def identity_from_npy(path: Path, bundle: Bundle) -> np.ndarray:
     return w.reshape(expected).astype(np.float32)
 
 
-def random_identity(seed: int, bundle: Bundle, backend: Backend) -> np.ndarray:
-    z = np.random.default_rng(seed).standard_normal((1, bundle.style_dim), dtype=np.float32)
+def random_faces(seed: int, n: int, bundle: Bundle, backend: Backend, batch: int = 8) -> np.ndarray:
+    """n random faces of the bundle's StyleGAN2 as the encoder reads them, [n, 3, E, E] in [-1, 1]. Face k is the
+    same for every n >= k + 1 (numpy draws z row by row), so face 0 is `random_identity(seed)`'s."""
+    z = np.random.default_rng(seed).standard_normal((n, bundle.style_dim), dtype=np.float32)
     w = backend.mapping(z)
     w_avg = bundle.w_avg()
-    w = w_avg + bundle.truncation_psi * (w - w_avg)
-    image = backend.synthesis(np.repeat(w[:, None], bundle.n_styles, axis=1), rgb=False)
+    w = np.repeat((w_avg + bundle.truncation_psi * (w - w_avg))[:, None], bundle.n_styles, axis=1)
     # Clipped as a rendered face saved to an image would be, then pooled to pSp's input size (face_pool).
-    return backend.encoder(pool_to(np.clip(image, -1, 1), bundle.encoder_input_size).astype(np.float32))[0]
+    return np.concatenate([pool_to(np.clip(backend.synthesis(w[k:k + batch], rgb=False), -1, 1),
+                                   bundle.encoder_input_size) for k in range(0, n, batch)]).astype(np.float32)
+
+
+def random_identity(seed: int, bundle: Bundle, backend: Backend) -> np.ndarray:
+    return backend.encoder(random_faces(seed, 1, bundle, backend))[0]
 
 
 def load_identity(identity: Path | None, seed: int, bundle: Bundle, backend: Backend,
-                  aligned: bool = False) -> np.ndarray:
-    """The actor's W+ code [n_styles, style_dim]; `aligned`: the image is an aligned face already."""
+                  aligned: bool = False) -> Identity:
+    """The actor; `aligned`: the image is an aligned face already."""
     if identity is None:
-        return random_identity(seed, bundle, backend)
+        return Identity(random_identity(seed, bundle, backend))
     if identity.suffix.lower() == ".npy":
-        return identity_from_npy(identity, bundle)
+        return Identity(identity_from_npy(identity, bundle))
     return identity_from_image(identity, backend, bundle.encoder_input_size, aligned)

@@ -121,25 +121,28 @@ class StreamServer:
                                   "(--max-streams); try again later", headers={"Retry-After": "1"})
         self._opened()  # from here on: a stream whose upload is still being read holds its slot too
         try:
-            session = await self._session(await read_stream_request(request, self.config.max_upload_bytes))
+            session, warning = await self._session(await read_stream_request(request, self.config.max_upload_bytes))
         except BaseException as e:
             self._closed()
             if isinstance(e, RequestError):
                 self.metrics.rejected(e.status)
             raise
-        return SessionResponse(session, self._closed, headers={"X-Svgan-Replica": self.replica,
-                                                               "Cache-Control": "no-store"})
+        headers = {"X-Svgan-Replica": self.replica, "Cache-Control": "no-store"}
+        if warning:
+            headers["X-Svgan-Warning"] = warning
+        return SessionResponse(session, self._closed, headers=headers)
 
-    async def _session(self, request: StreamRequest) -> StreamSession:
+    async def _session(self, request: StreamRequest) -> tuple[StreamSession, str | None]:
+        """The session and the identity's out-of-domain warning, if any (serve/motion.py)."""
         loop = asyncio.get_running_loop()
-        motion = await loop.run_in_executor(self._identities, stream_motion, request, self.bundle, self.backend,
-                                            self.pca, self.config.max_image_pixels)
+        motion, warning = await loop.run_in_executor(self._identities, stream_motion, request, self.bundle,
+                                                     self.backend, self.pca, self.config.max_image_pixels)
         fps = request.fps or self.bundle.fps
         config = self.config
         encoding = Encoding(fps=fps, resolution=self.bundle.resolution, upscale=config.upscale, crf=config.crf,
                             preset=config.preset, threads=config.encoder_threads)
         return StreamSession(motion, self._synthesise, frame_count(request, fps), config.chunk_frames, encoding,
-                             Pacing(config.lead_seconds), on_chunk=self.metrics.chunk_encoded)
+                             Pacing(config.lead_seconds), on_chunk=self.metrics.chunk_encoded), warning
 
     def _opened(self) -> None:
         self.metrics.stream_opened()

@@ -17,7 +17,7 @@ from starlette.requests import Request
 
 from svgan.errors import UserError
 
-FIELDS = ("seed", "frames", "seconds", "fps", "aligned", "identity")
+FIELDS = ("seed", "frames", "seconds", "fps", "aligned", "strict", "identity")
 MAX_FPS = 240.0
 MAX_SEED = 2**63 - 1
 TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
@@ -38,6 +38,7 @@ class StreamRequest:
     seconds: float | None = None
     fps: float | None = None            # None: the bundle's
     aligned: bool = False               # the identity photo is an aligned face already (no detection)
+    strict: bool = False                # refuse (422) a photo the bundle's pSp reconstructs poorly, not just warn
     identity: bytes | None = None       # a photo or a W+ .npy; None: a random identity from `seed`
     identity_name: str = "identity"     # the upload's file name, for messages
 
@@ -112,7 +113,8 @@ def parse_fields(fields: Mapping[str, object]) -> StreamRequest:
     if data is not None and not data:
         raise RequestError(f"the uploaded identity {name!r} is empty")
     return StreamRequest(seed=_integer(fields, "seed", 0, MAX_SEED) if "seed" in fields else 0,
-                         frames=frames, seconds=seconds, fps=fps, aligned=_flag(fields, "aligned"), identity=data,
+                         frames=frames, seconds=seconds, fps=fps, aligned=_flag(fields, "aligned"),
+                         strict=_flag(fields, "strict"), identity=data,
                          identity_name=name)
 
 

@@ -68,7 +68,9 @@ def tiny_bundle(tmp_path_factory) -> Path:
         start_run(WPlusSequence(seq["wplus"], seq["fps"]), run,
                   TrainConfig(epochs=1, batch_size=8, critic_steps=1, generator={"hidden_dim": 32})).run(
             max_iterations=2)
-    export_bundle(run, root / "psp64.pt", root / "bundle", parity_batch=1)
+    # No domain reference: 64 faces through the real-size IR-SE50 would cost ~1 min here (test_domain.py uses
+    # world_bundle and the demo world's bundle, whose encoders are small).
+    export_bundle(run, root / "psp64.pt", root / "bundle", parity_batch=1, domain_samples=0)
     return root / "bundle"
 
 

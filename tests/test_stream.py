@@ -239,7 +239,7 @@ def rendered_frames(bundle_dir: Path, backend: str, seed: int, frames: int) -> n
     bundle = load_bundle(bundle_dir, verify=True)
     assert absolute_paths(bundle.manifest) == []  # nothing ties it to the machine that exported it
     engine = make_backend(backend, bundle, "cpu")
-    offset = identity_offset(load_identity(None, seed, bundle, engine, False), bundle.pca())
+    offset = identity_offset(load_identity(None, seed, bundle, engine, False).wplus, bundle.pca())
     out: list[np.ndarray] = []
     run_stream(make_renderer(engine, bundle.latent_dim, offset, seed, 10), lambda batch: out.append(batch.pixels),
                frames, 10, StreamStats())

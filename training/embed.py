@@ -5,7 +5,9 @@ Two passes over the video, so memory does not grow with its length:
 1. detect the largest face and its eye corners in every frame (dlib HOG + 5-point model) and turn them into
    FFHQ-style crop parameters (centre, side, angle; eye corners only, never the mouth); frames without a
    face are interpolated from their neighbours, then rotation, scale and centre are low-pass filtered;
-2. decode again, warp each frame to its filtered 256x256 crop and encode batches with pSp.
+2. decode again, warp each frame to its filtered 256x256 crop and encode batches with pSp; unless turned off,
+   synthesise each code again and measure its reconstruction PSNR against the crop (runtime/domain.py), so that
+   frames pSp represents far worse than the rest of the video (an occluder, a profile, a cut) can be named.
 
 `--aligned` input (already FFHQ-aligned frames) skips pass 1 and only resizes to 256x256.
 """
@@ -27,6 +29,7 @@ from svgan import __version__
 from svgan.atomic import atomic_write
 from svgan.models import PSP
 from svgan.runtime.bundle import sha256_file
+from svgan.runtime.domain import COMPARE_SIZE, FRAME_OUTLIER_DB, outlier_frames, reconstruction_psnr
 from svgan.runtime.face_align import DEFAULT_SIGMA_SECONDS, Aligner, align_image
 from svgan.runtime.video import VideoReader, VideoSink
 
@@ -41,6 +44,7 @@ class EmbedOptions:
     batch_size: int = 8
     max_frames: int | None = None              # embed only the first N frames
     device: str = "cpu"
+    reconstruction: bool = True                # measure each frame's reconstruction PSNR (one synthesis per frame)
 
 
 @dataclass
@@ -51,6 +55,11 @@ class Embedding:
     raw_params: np.ndarray | None = None       # [N, 4] per-frame detections (NaN where no face)
     interpolated: np.ndarray | None = None     # [N] bool, frames whose crop was interpolated
     provenance: dict = field(default_factory=dict)
+    recon_psnr: np.ndarray | None = None       # [N] reconstruction PSNR (dB) of each frame, when measured
+
+    def outliers(self) -> np.ndarray:
+        """Frames reconstructed more than FRAME_OUTLIER_DB below the video's median (empty when not measured)."""
+        return np.zeros(0, np.int64) if self.recon_psnr is None else outlier_frames(self.recon_psnr)
 
 
 def to_encoder_input(frames: list[np.ndarray], device: str) -> torch.Tensor:
@@ -118,25 +127,41 @@ def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarra
         yield batch
 
 
+def _compare_view(images: torch.Tensor) -> np.ndarray:
+    """What `reconstruction_psnr` compares, made on the device: clipped and area-averaged to COMPARE_SIZE (a
+    1024x1024 synthesis is 12 MB to copy to the CPU, its 64x64 average 48 kB)."""
+    size = min(COMPARE_SIZE, images.shape[-1])
+    return F.adaptive_avg_pool2d(images.float().clamp(-1, 1), (size, size)).cpu().numpy()
+
+
 @torch.no_grad()
 def encode_frames(psp: PSP, frames: Iterator[np.ndarray], options: EmbedOptions,
-                  preview: VideoSink | None = None, progress: Callable[[int], None] = lambda n: None) -> np.ndarray:
-    """pSp codes of aligned frames, in batches; optionally writes crop | reconstruction to `preview`."""
-    codes = []
+                  preview: VideoSink | None = None,
+                  progress: Callable[[int], None] = lambda n: None) -> tuple[np.ndarray, np.ndarray | None]:
+    """pSp codes of aligned frames, in batches, and (with `options.reconstruction`) each frame's reconstruction
+    PSNR; optionally writes crop | reconstruction to `preview`."""
+    codes, psnr = [], []
     for batch in _batches(frames, options.batch_size):
-        wplus = psp.encode(to_encoder_input(batch, options.device))
+        crops = to_encoder_input(batch, options.device)
+        wplus = psp.encode(crops)
         codes.append(wplus.float().cpu().numpy())
-        if preview is not None:
-            recon = F.adaptive_avg_pool2d(psp.decoder.synthesize(wplus), (psp.input_size, psp.input_size))
-            preview.write_batch(np.concatenate([np.stack(batch), to_uint8(recon)], axis=2))
+        if preview is not None or options.reconstruction:
+            synthesized = psp.decoder.synthesize(wplus)
+            if options.reconstruction:
+                psnr.append(reconstruction_psnr(_compare_view(crops), _compare_view(synthesized)))
+            if preview is not None:
+                recon = F.adaptive_avg_pool2d(synthesized, (psp.input_size, psp.input_size))
+                preview.write_batch(np.concatenate([np.stack(batch), to_uint8(recon)], axis=2))
         progress(len(batch))
-    return np.concatenate(codes).astype(np.float32)
+    return np.concatenate(codes).astype(np.float32), np.concatenate(psnr).astype(np.float32) if psnr else None
 
 
 def save_embedding(path: str | os.PathLike, embedding: Embedding) -> None:
     """Write the npz `svgan-train` reads (atomically): wplus, fps, alignment arrays, provenance JSON."""
     arrays: dict[str, np.ndarray] = {"wplus": embedding.wplus, "fps": np.float64(embedding.fps),
                                      "provenance": np.array(json.dumps(embedding.provenance))}
+    if embedding.recon_psnr is not None:
+        arrays |= {"recon_psnr": embedding.recon_psnr, "recon_outliers": embedding.outliers()}
     if embedding.params is not None:
         arrays |= {"align_params": embedding.params.astype(np.float32),
                    "align_params_raw": embedding.raw_params.astype(np.float32),
@@ -149,4 +174,8 @@ def provenance(video: Path, checkpoint: Path | None, options: EmbedOptions) -> d
             "psp_checkpoint": checkpoint.name if checkpoint else None,
             "psp_sha256": sha256_file(checkpoint) if checkpoint else None,
             "aligned_input": options.aligned, "sigma_seconds": list(options.sigma_seconds),
-            "alignment": "FFHQ-style from the eye corners only (dlib 5-point), temporally low-passed"}
+            "alignment": "FFHQ-style from the eye corners only (dlib 5-point), temporally low-passed",
+            "reconstruction": (f"recon_psnr: PSNR (dB) of each frame's pSp reconstruction against its crop, both "
+                               f"area-averaged to {COMPARE_SIZE}x{COMPARE_SIZE} or less; recon_outliers: frames more "
+                               f"than {FRAME_OUTLIER_DB:g} dB below the video's median") if options.reconstruction
+                              else None}
