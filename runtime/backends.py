@@ -21,7 +21,7 @@ import numpy as np
 
 from svgan.errors import UserError
 
-from .bundle import Bundle
+from .bundle import Bundle, BundleError
 
 State = list[np.ndarray]
 STATE_NAMES = ("h0", "h1", "h2", "h3")
@@ -94,7 +94,12 @@ class OrtBackend(GraphRunner):
             # Only the image graphs have fp16 variants worth using; the GRU and mapping stay fp32.
             fp16 = self.fp16 and graph in ("synthesis", "encoder")
             path = self.bundle.graph_file(graph, fp16=fp16)
-            self._sessions[graph] = self._ort.InferenceSession(str(path), self.options, providers=self.providers)
+            try:
+                self._sessions[graph] = self._ort.InferenceSession(str(path), self.options,
+                                                                   providers=self.providers)
+            except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types for a bad graph
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise BundleError(f"onnxruntime cannot load {path}: {reason}") from None
         return self._sessions[graph]
 
     def run(self, graph: str, outputs: Sequence[str], inputs: dict[str, np.ndarray]) -> list[np.ndarray]:

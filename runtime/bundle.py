@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,14 @@ class PCA:
 
 @dataclass
 class Bundle:
+    """An opened bundle. Every file is checked against its sha256 in the manifest the first time it is used
+    (`checked`): a stream reads only the graphs it runs, about 1.2 GB of a 1024 bundle's 3.1 GB, and hashing runs
+    at about 1.2 GB/s on one CPU core, so checking lazily costs a 1024 stream about one second instead of three
+    (docs/NOTES.md, session 8). `verify` checks every file at once (`svgan-stream --verify`)."""
+
     path: Path
     manifest: dict[str, Any]
+    _checked: set[str] = field(default_factory=set, repr=False, compare=False)
 
     @property
     def resolution(self) -> int:
@@ -81,22 +87,36 @@ class Bundle:
     def truncation_psi(self) -> float:
         return float(self.manifest.get("truncation_psi", 0.7))
 
+    def checked(self, entry: dict[str, Any]) -> Path:
+        """The file a manifest entry names, after (once per bundle) comparing its sha256 with the entry's."""
+        name = entry["file"]
+        if name not in self._checked:
+            path = self.path / name
+            if not path.is_file():
+                raise BundleError(f"{self.path} is incomplete: {name} is missing")
+            if sha256_file(path) != entry["sha256"]:
+                raise BundleError(f"{self.path} is corrupt or modified: {name}: sha256 differs from the manifest")
+            self._checked.add(name)
+        return self.path / name
+
     def graph_file(self, name: str, fp16: bool = False) -> Path:
         entry = self.manifest["graphs"][name]
         if fp16:
             if not entry.get("fp16"):
                 raise BundleError(f"{self.path} has no fp16 variant of {name}; export it with --fp16")
-            return self.path / entry["fp16"]["file"]
-        return self.path / entry["file"]
+            entry = entry["fp16"]
+        if entry.get("external_data"):
+            self.checked(entry["external_data"])
+        return self.checked(entry)
 
     def engine_file(self, name: str) -> Path:
         engines = self.manifest.get("engines") or {}
         if name not in engines:
             raise BundleError(f"{self.path} has no TensorRT engine for {name}; export it with --trt")
-        return self.path / engines[name]["file"]
+        return self.checked(engines[name])
 
     def pca(self) -> PCA:
-        with np.load(self.path / self.manifest["files"]["pca"]["file"], allow_pickle=False) as d:
+        with np.load(self.checked(self.manifest["files"]["pca"]), allow_pickle=False) as d:
             return PCA(mean=d["mean"].astype(np.float32), components=d["components"].astype(np.float32))
 
     def torch_weights_file(self) -> Path:
@@ -105,10 +125,10 @@ class Bundle:
         if not entry:
             raise BundleError(f"{self.path} carries no torch weights (exported with --no-torch-weights); use "
                               "--backend ort, or re-export it without --no-torch-weights")
-        return self.path / entry["file"]
+        return self.checked(entry)
 
     def w_avg(self) -> np.ndarray:
-        return np.load(self.path / self.manifest["files"]["w_avg"]["file"], allow_pickle=False).astype(np.float32)
+        return np.load(self.checked(self.manifest["files"]["w_avg"]), allow_pickle=False).astype(np.float32)
 
     def problems(self) -> list[str]:
         """Files missing or differing from their sha256 in the manifest (reads every byte: seconds at 1024)."""

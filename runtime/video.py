@@ -130,6 +130,13 @@ class VideoReader:
                 index += 1
         except av.FFmpegError as err:
             raise VideoError(f"cannot decode {self.path!r} at frame {index}: {_one_line(err)}") from None
+        # FFmpeg ends quietly where a file was cut short; the header's frame count (where the container has one:
+        # not fragmented MP4, whose fragments carry their own) says whether it did.
+        declared = self._stream.frames
+        if declared and index < declared - 1:
+            raise VideoError(f"{self.path!r} decodes only {index} of the {declared} frames its header declares "
+                             "(cut short or corrupt); re-encode it, or embed the readable part with --max-frames "
+                             f"{index}")
 
     def close(self) -> None:
         self._container.close()

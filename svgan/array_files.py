@@ -10,9 +10,19 @@ import numpy as np
 from svgan.errors import UserError
 
 
+NPY_MAGIC, ZIP_MAGIC = b"\x93NUMPY", (b"PK\x03\x04", b"PK\x05\x06")
+
+
 def _read(path: str | os.PathLike, what: str) -> object:
     try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+        # Checked here because numpy takes any other bytes for a pickle and says so, which misleads.
+        if not head.startswith((NPY_MAGIC, *ZIP_MAGIC)):
+            raise UserError(f"cannot read {what} {path}: not an .npy or .npz file")
         return np.load(path, allow_pickle=False)
+    except UserError:
+        raise
     except FileNotFoundError:
         raise UserError(f"{what} not found: {path}") from None
     except IsADirectoryError:

@@ -199,6 +199,34 @@ def test_corrupt_bundle_file_is_caught_by_verify(tiny_bundle, tmp_path):
         load_bundle(copy, verify=True)
 
 
+def test_bundle_files_are_checked_when_first_used_and_a_graph_that_does_not_load_is_named(world_bundle, tmp_path):
+    """Without --verify each file's sha256 is checked the first time the stream uses it (issue 16, item 2)."""
+    import hashlib
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(world_bundle, copy)
+    with open(copy / "synthesis.onnx", "r+b") as f:
+        f.seek(200)
+        f.write(b"\x00corrupt")
+    proc = stream("--bundle", str(copy), "--frames", "2", "-o", str(tmp_path / "a.mp4"))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and not (tmp_path / "a.mp4").exists()
+    assert err.decode().strip() == f"svgan-stream: error: {copy} is corrupt or modified: synthesis.onnx: sha256 " \
+                                   "differs from the manifest"
+    # A graph whose bytes match its manifest entry but that onnxruntime cannot load (e.g. a manifest rewritten by
+    # hand) is named too.
+    shutil.copy(world_bundle / "synthesis.onnx", copy / "synthesis.onnx")
+    (copy / "mapping.onnx").write_bytes(b"not a graph")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["graphs"]["mapping"]["sha256"] = hashlib.sha256(b"not a graph").hexdigest()
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    proc = stream("--bundle", str(copy), "--frames", "2", "-o", str(tmp_path / "b.mp4"))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and err.decode().count("\n") == 1
+    assert err.decode().startswith(f"svgan-stream: error: onnxruntime cannot load {copy / 'mapping.onnx'}")
+
+
 def test_torch_backend_renders_what_onnxruntime_renders(tiny_bundle):
     from svgan.runtime.torch_backend import TorchBackend
 

@@ -218,3 +218,25 @@ def test_imports_without_torch() -> None:
     code = "import sys; sys.modules['torch'] = None; import svgan.runtime.video"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_video_cut_short_is_refused_not_half_read(tmp_path: Path) -> None:
+    """A plain MP4 with its index up front (faststart) still opens when its end is cut off; FFmpeg then decodes what
+    is there and stops without an error. The header's frame count shows the loss."""
+    path = tmp_path / "faststart.mp4"
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        rng = np.random.default_rng(0)
+        for _ in range(50):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with VideoReader(path) as reader:
+        assert len(list(reader)) == 50
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])
+    with VideoReader(cut) as reader, pytest.raises(VideoError, match=r"decodes only \d+ of the 50 frames"):
+        list(reader)
+    with VideoReader(cut) as reader:  # reading only a prefix that is there is fine
+        assert len([frame for _, frame in zip(range(5), reader)]) == 5
