@@ -45,9 +45,22 @@ def pool_to(images: np.ndarray, size: int) -> np.ndarray:
     return images.repeat(f, axis=2).repeat(f, axis=3)
 
 
-def identity_from_image(path: Path, backend: Backend, size: int, aligned: bool = False) -> Identity:
+# A small compressed file can declare an image that decodes to gigabytes; refused from its header alone.
+MAX_IDENTITY_PIXELS = 4096 * 4096
+
+
+class ImageTooLarge(UserError):
+    """An identity image whose header declares more than the allowed number of pixels."""
+
+
+def identity_from_image(path: Path, backend: Backend, size: int, aligned: bool = False,
+                        max_pixels: int = MAX_IDENTITY_PIXELS) -> Identity:
     try:
-        image = Image.open(path).convert("RGB")
+        with Image.open(path) as opened:
+            if opened.width * opened.height > max_pixels:
+                raise ImageTooLarge(f"identity image {path} of {opened.width}x{opened.height} pixels is too large "
+                                    f"(at most {max_pixels} pixels)")
+            image = opened.convert("RGB")
     except FileNotFoundError:
         raise UserError(f"identity image not found: {path}") from None
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
@@ -91,10 +104,10 @@ def random_identity(seed: int, bundle: Bundle, backend: Backend) -> np.ndarray:
 
 
 def load_identity(identity: Path | None, seed: int, bundle: Bundle, backend: Backend,
-                  aligned: bool = False) -> Identity:
+                  aligned: bool = False, max_pixels: int = MAX_IDENTITY_PIXELS) -> Identity:
     """The actor; `aligned`: the image is an aligned face already."""
     if identity is None:
         return Identity(random_identity(seed, bundle, backend))
     if identity.suffix.lower() == ".npy":
         return Identity(identity_from_npy(identity, bundle))
-    return identity_from_image(identity, backend, bundle.encoder_input_size, aligned)
+    return identity_from_image(identity, backend, bundle.encoder_input_size, aligned, max_pixels)

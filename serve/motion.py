@@ -15,20 +15,16 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
+from svgan.array_files import NPY_MAGIC
 from svgan.errors import UserError
 from svgan.runtime.backends import Backend
 from svgan.runtime.bundle import PCA, Bundle
 from svgan.runtime.domain import check_identity
-from svgan.runtime.identity import Identity, load_identity
+from svgan.runtime.identity import Identity, ImageTooLarge, load_identity
 from svgan.runtime.offset_trick import identity_offset
 from svgan.runtime.stream import MotionSource
 
 from .stream_request import RequestError, StreamRequest
-
-NPY_MAGIC = b"\x93NUMPY"
-
 
 def stream_motion(request: StreamRequest, bundle: Bundle, backend: Backend, pca: PCA,
                   max_image_pixels: int) -> tuple[MotionSource, str | None]:
@@ -58,21 +54,8 @@ def _identity(request: StreamRequest, bundle: Bundle, backend: Backend, max_imag
         path = Path(folder) / ("identity.npy" if is_code else "identity.image")
         path.write_bytes(request.identity)
         try:
-            if not is_code:
-                _check_image_size(path, max_image_pixels)
-            return load_identity(path, request.seed, bundle, backend, request.aligned)
-        except RequestError:
-            raise
+            return load_identity(path, request.seed, bundle, backend, request.aligned, max_image_pixels)
+        except ImageTooLarge as e:
+            raise RequestError(str(e).replace(str(path), request.identity_name), 413) from None
         except UserError as e:
             raise RequestError(str(e).replace(str(path), request.identity_name)) from None
-
-
-def _check_image_size(path: Path, max_pixels: int) -> None:
-    """Refuses a huge image from its header alone: a small PNG can decode to gigabytes."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        return  # `load_identity` says what is wrong with it
-    if width * height > max_pixels:
-        raise RequestError(f"image of {width}x{height} pixels is too large (at most {max_pixels} pixels)", 413)
