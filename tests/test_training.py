@@ -159,6 +159,34 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, sequence):
     assert (tmp_path / "run" / CHECKPOINT).read_bytes() == good
 
 
+def test_losses_are_read_back_in_batches_and_a_diverged_state_is_never_saved(tmp_path, sequence, monkeypatch):
+    """Issue 17: an iteration does not wait for the device; losses come back `readback_every` iterations at a time
+    (and before every checkpoint), with the same values and metrics rows as one read-back per iteration."""
+    import svgan.training.trainer as trainer_module
+
+    calls = []
+    monkeypatch.setattr(trainer_module, "read_back",
+                        lambda pending, real=trainer_module.read_back: calls.append(len(pending)) or real(pending))
+    options = {**SMALL, "checkpoint_every": 5}
+    batched = start_run(sequence, tmp_path / "batched", TrainConfig(epochs=3, readback_every=4, **options))
+    batched.run(max_iterations=8)
+    assert calls == [4, 1, 3]   # 4 iterations, then the checkpoint at 5, then the end of the run
+    start_run(sequence, tmp_path / "each", TrainConfig(epochs=3, readback_every=1, **options)).run(max_iterations=8)
+
+    def rows(run: str) -> list[list[str]]:  # metrics.csv without its wall-clock column
+        lines = [line.split(",") for line in (tmp_path / run / "metrics.csv").read_text().splitlines()]
+        keep = [k for k, name in enumerate(lines[0]) if name != "seconds"]
+        return [[line[k] for k in keep] for line in lines]
+
+    assert len(rows("batched")) == 9 and rows("batched") == rows("each")
+    good = (tmp_path / "batched" / CHECKPOINT).read_bytes()
+    original = batched.C.forward
+    batched.C.forward = lambda w: original(w) * float("nan")
+    with pytest.raises(TrainingDiverged, match="non-finite at iteration 9"):
+        batched.run(max_iterations=4)   # found when read back before the checkpoint at 10, which is not written
+    assert (tmp_path / "batched" / CHECKPOINT).read_bytes() == good
+
+
 def test_existing_run_is_not_overwritten(tmp_path, sequence):
     start_run(sequence, tmp_path / "run", TrainConfig(epochs=1, **SMALL)).run(max_iterations=1)
     with pytest.raises(RunError, match="--resume"):

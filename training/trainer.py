@@ -68,6 +68,9 @@ class TrainConfig:
     ema: float = 0.995
     pca_components: int = 32
     checkpoint_every: int = 200   # iterations
+    # Iterations whose losses are read back from the device at once: one host synchronisation per this many
+    # iterations instead of several per iteration (the progress bar, metrics.csv and the divergence check follow).
+    readback_every: int = 10
     # Windows that start late (DESIGN §5b, beyond the paper; pool_size 0 is the paper: every fake window starts
     # at init(i)). See state_pool.py.
     pool_size: int = 0            # G states kept in the pool
@@ -138,6 +141,22 @@ class IterationStats:
     phi: float
     slow_wasserstein: float   # the slow critic's Wasserstein estimate (NaN without one)
     seconds: float
+
+
+@dataclass
+class PendingStats:
+    """An iteration's figures still on the training device: `read_back` copies many at once."""
+
+    iteration: int
+    epoch: float
+    losses: torch.Tensor   # loss_c, wasserstein, gp, loss_g, gap, phi, slow_wasserstein
+    seconds: float
+
+
+def read_back(pending: list[PendingStats]) -> list[IterationStats]:
+    """The figures of `pending` iterations with one device-to-host copy (one synchronisation)."""
+    values = torch.stack([p.losses for p in pending]).tolist()
+    return [IterationStats(p.iteration, p.epoch, *v, p.seconds) for p, v in zip(pending, values)]
 
 
 def build_models(config: TrainConfig, n_styles: int, style_dim: int) -> tuple[TemporalGenerator, TemporalCritic]:
@@ -261,7 +280,8 @@ class Trainer:
             wplus = torch.cat([wplus, self.G.rollout(state, steps)[0]], 0)
         return wplus, (i, s, latents)
 
-    def _critic_step(self, real: torch.Tensor) -> tuple[float, float, float]:
+    def _critic_step(self, real: torch.Tensor) -> torch.Tensor:
+        """One WGAN-GP step of C; returns [loss, Wasserstein estimate, GP] on the device."""
         with torch.no_grad():
             fake, _ = self._fake_windows(real.shape[0])
         wasserstein_loss = critic_wgan_loss(self.C(real), self.C(fake))
@@ -270,10 +290,10 @@ class Trainer:
         self.opt_c.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_c.step()
-        return loss.item(), -wasserstein_loss.item(), gp.item()
+        return torch.stack([loss, -wasserstein_loss, gp]).detach()
 
-    def _slow_critic_step(self) -> float:
-        """One WGAN-GP step of the slow critic on long windows; returns its Wasserstein estimate."""
+    def _slow_critic_step(self) -> torch.Tensor:
+        """One WGAN-GP step of the slow critic on long windows; returns its Wasserstein estimate (on the device)."""
         real = real_slow_windows(self.slow_real, self.slow_layout, self.config.slow_batch, self.noise)
         with torch.no_grad():
             fake = fake_slow_windows(self.G, self.projection, self.slow_layout, self.config.slow_batch, self.noise)
@@ -283,9 +303,10 @@ class Trainer:
         self.opt_slow.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_slow.step()
-        return -wasserstein_loss.item()
+        return -wasserstein_loss.detach()
 
-    def _generator_step(self, batch: int) -> tuple[float, float, float]:
+    def _generator_step(self, batch: int) -> torch.Tensor:
+        """One update of G (WGAN + GAP), its EMA and the pool; returns [loss, GAP, mean phi] on the device."""
         use_gap = self.config.gap and self.config.lambda_gap > 0
         wplus, (i, s, latents) = self._fake_windows(batch, gap=use_gap)
         self.C.requires_grad_(False)
@@ -296,12 +317,12 @@ class Trainer:
             slow = fake_slow_windows(self.G, self.projection, self.slow_layout, self.config.slow_batch, self.noise)
             loss = loss + self.config.slow_weight * generator_wgan_loss(self.C_slow(slow))
             self.C_slow.requires_grad_(True)
-        gap = phi_mean = float("nan")
+        gap = phi_mean = torch.full((), float("nan"), device=loss.device)
         if use_gap:
             phi = gradient_angle(i, s, latents, self.gap_stats)
             gap_loss = gradient_angle_penalty(phi)
             loss = loss + self.config.lambda_gap * gap_loss
-            gap, phi_mean = gap_loss.item(), phi.mean().item()
+            gap, phi_mean = gap_loss, phi.mean()
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
@@ -309,22 +330,34 @@ class Trainer:
             torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - self.config.ema)
         if self.pool is not None and self.pool.filled:
             self.pool.advance(self.G, self.config.pool_advance, self.noise)
-        return loss.item(), gap, phi_mean
+        return torch.stack([loss.detach(), gap.detach(), phi_mean.detach()])
 
-    def train_iteration(self) -> IterationStats:
+    def iterate(self) -> PendingStats:
+        """One iteration (the critic steps, the slow critic's, G's), with no host synchronisation: its figures stay
+        on the device until `read_back`."""
         start = time.perf_counter()
         first = self.iteration * self.config.critic_steps
-        critic = [self._critic_step(self._real_batch(b)) for b in range(first, first + self.config.critic_steps)]
-        loss_c, wasserstein, gp = (float(np.mean(v)) for v in zip(*critic))
-        slow_wasserstein = self._slow_critic_step() if self.C_slow is not None else float("nan")
-        loss_g, gap, phi = self._generator_step(min(self.config.batch_size, self.sampler.n_windows))
-        if not all(math.isfinite(v) for v in (loss_c, loss_g)):
-            raise TrainingDiverged(f"loss became non-finite at iteration {self.iteration + 1} "
-                                   f"(critic {loss_c}, generator {loss_g})")
+        critic = torch.stack([self._critic_step(self._real_batch(b))
+                              for b in range(first, first + self.config.critic_steps)]).mean(0)
+        slow_wasserstein = (self._slow_critic_step() if self.C_slow is not None
+                            else torch.full((), float("nan"), device=critic.device))
+        generator = self._generator_step(min(self.config.batch_size, self.sampler.n_windows))
         self.iteration += 1
-        return IterationStats(self.iteration, self.iteration * self.config.critic_steps / self.batches_per_epoch,
-                              loss_c, wasserstein, gp, loss_g, gap, phi, slow_wasserstein,
-                              time.perf_counter() - start)
+        return PendingStats(self.iteration, self.iteration * self.config.critic_steps / self.batches_per_epoch,
+                            torch.cat([critic, generator, slow_wasserstein[None]]), time.perf_counter() - start)
+
+    def resolve(self, pending: list[PendingStats]) -> list[IterationStats]:
+        """Read `pending` back; raises TrainingDiverged at the first iteration whose losses are not finite."""
+        stats = read_back(pending)
+        for row in stats:
+            if not (math.isfinite(row.loss_c) and math.isfinite(row.loss_g)):
+                raise TrainingDiverged(f"loss became non-finite at iteration {row.iteration} "
+                                       f"(critic {row.loss_c}, generator {row.loss_g})")
+        return stats
+
+    def train_iteration(self) -> IterationStats:
+        """One iteration, its figures read back at once."""
+        return self.resolve([self.iterate()])[0]
 
     # ---------------------------------------------------------------------------------------------- the run
 
@@ -344,15 +377,25 @@ class Trainer:
         target = self.stop_iteration(max_iterations)
         reason = "done" if target == self.total_iterations else "max_iterations"
         with MetricsLog(self.run_dir / METRICS, self.iteration) as log:
+            pending: list[PendingStats] = []
+
+            def settle() -> None:  # read back, log and check what ran since the last read-back
+                for stats in self.resolve(pending) if pending else []:
+                    log.write(stats)
+                    progress(stats)
+                pending.clear()
+
             while self.iteration < target:
                 if should_stop():
                     reason = "stopped"
                     break
-                stats = self.train_iteration()
-                log.write(stats)
-                progress(stats)
-                if self.iteration % self.config.checkpoint_every == 0:
+                pending.append(self.iterate())
+                checkpoint_due = self.iteration % self.config.checkpoint_every == 0
+                if checkpoint_due or len(pending) >= self.config.readback_every:
+                    settle()  # before a checkpoint too: a diverged state is never saved
+                if checkpoint_due:
                     self.save_checkpoint()
+            settle()
         self.save_checkpoint()
         self.save_samples()
         return reason
