@@ -13,6 +13,16 @@ import click
 from svgan.atomic import atomic_write_text
 
 
+def _require_writable_folder(kind: click.ParamType, path: Path, folder: Path,
+                             param, ctx) -> None:  # type: ignore[no-untyped-def]
+    """Refuse `path` (click's usage error) unless `folder`, where it will be written, is a writable folder."""
+    folder = folder if str(folder) else Path(".")
+    if not folder.is_dir():
+        kind.fail(f"{path}: the folder {folder} does not exist", param, ctx)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        kind.fail(f"{path}: the folder {folder} is not writable", param, ctx)
+
+
 class OutputFile(click.Path):
     """A file the tool will write: refused before any work starts when its folder is missing or not writable,
     so that no run ends in an error after its work is done. "-" (stdout) passes when `allow_dash`."""
@@ -24,11 +34,7 @@ class OutputFile(click.Path):
         path = super().convert(value, param, ctx)
         if str(path) == "-":
             return path
-        folder = path.parent if str(path.parent) else Path(".")
-        if not folder.is_dir():
-            self.fail(f"{path}: the folder {folder} does not exist", param, ctx)
-        if not os.access(folder, os.W_OK | os.X_OK):
-            self.fail(f"{path}: the folder {folder} is not writable", param, ctx)
+        _require_writable_folder(self, path, path.parent, param, ctx)
         return path
 
 
@@ -41,11 +47,7 @@ class OutputDir(click.Path):
 
     def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
         path = super().convert(value, param, ctx)
-        existing = path if path.exists() else path.parent if str(path.parent) else Path(".")
-        if not existing.is_dir():
-            self.fail(f"{path}: the folder {existing} does not exist", param, ctx)
-        if not os.access(existing, os.W_OK | os.X_OK):
-            self.fail(f"{path}: the folder {existing} is not writable", param, ctx)
+        _require_writable_folder(self, path, path if path.exists() else path.parent, param, ctx)
         return path
 
 
