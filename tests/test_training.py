@@ -42,6 +42,7 @@ def data_file(tmp_path_factory, sequence) -> Path:
 
 POOL = dict(pool_size=16, pool_fraction=0.5, pool_advance=5, pool_reset=0.25)
 SLOW = dict(slow_weight=1.0, slow_window=8, slow_stride=5, slow_components=4, slow_batch=4)
+MOMENTS = dict(POOL, late_moment_weight=1.0, late_moment_components=4)
 
 
 def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
@@ -54,7 +55,7 @@ def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
     return groups
 
 
-@pytest.mark.parametrize("options", [{}, POOL, SLOW], ids=["paper", "state-pool", "slow-critic"])
+@pytest.mark.parametrize("options", [{}, POOL, SLOW, MOMENTS], ids=["paper", "state-pool", "slow-critic", "late-moments"])
 def test_resume_continues_bit_for_bit(tmp_path, sequence, options):
     config = TrainConfig(epochs=3, **SMALL, **options)
     start_run(sequence, tmp_path / "straight", config).run(max_iterations=6)
@@ -72,10 +73,11 @@ def test_resume_continues_bit_for_bit(tmp_path, sequence, options):
 
 
 def test_without_a_pool_training_is_the_papers_bit_for_bit(tmp_path, sequence):
-    """pool_size 0 and slow_weight 0 leave the paper's path untouched: the same random draws, the same weights."""
+    """pool_size 0, slow_weight 0 and late_moment_weight 0 leave the paper's path untouched: the same random draws, the same weights."""
     plain = start_run(sequence, tmp_path / "plain", TrainConfig(epochs=3, **SMALL))
     unused = start_run(sequence, tmp_path / "unused", TrainConfig(epochs=3, **SMALL, pool_fraction=0.9, pool_reset=0.5,
-                                                                  slow_window=8, slow_stride=3))
+                                                                  slow_window=8, slow_stride=3,
+                                                                  late_moment_components=3))
     for trainer in (plain, unused):
         trainer.run(max_iterations=2)
     for key, value in plain.G.state_dict().items():
@@ -120,6 +122,43 @@ def test_the_slow_critic_reads_long_windows_of_pca_coordinates(tmp_path, sequenc
         torch.testing.assert_close(fake.detach()[:, :, 0], trainer.projection(frames[:, ::5]))
 
 
+def test_late_moments_measure_where_and_how_wide_windows_sit_against_the_data(tmp_path, sequence):
+    from svgan.training.late_moments import LateMoments
+    from svgan.training.slow_critic import PCAProjection
+
+    wplus = torch.from_numpy(sequence.wplus)
+    pca = fit_pca(sequence.wplus, 8, seed=0)
+    moments = LateMoments(PCAProjection(pca, 4), wplus)
+    windows = wplus[:200].reshape(8, 25, *wplus.shape[1:])
+    assert moments(wplus[None]) < 1e-6                      # the data themselves: their own moments
+    assert moments(windows) < moments(windows * 0.5 + 0.5 * wplus.mean(0))   # half the spread costs more
+    shift = torch.from_numpy(pca.components[0]).reshape(wplus.shape[1:]) * float(moments.data_std[0])
+    # one data std off in PC 1 adds about 1 (the spread of the 8 windows themselves is not the data's)
+    assert 0.8 < float(moments(windows + shift) - moments(windows)) < 1.5
+
+
+def test_late_moments_pull_the_pool_windows_towards_the_data(tmp_path, sequence):
+    """The same run with and without the term: with it, the pool windows' L_M ends lower."""
+    def pool_moments(weight: float) -> float:
+        config = TrainConfig(epochs=3, **{**SMALL, "batch_size": 16}, **dict(MOMENTS, late_moment_weight=weight,
+                                                                             pool_fraction=0.75),
+                             lr_g=3e-3)
+        if weight == 0:
+            config.late_moment_weight = 0.0
+        trainer = start_run(sequence, tmp_path / f"run{weight}", config)
+        trainer.run(max_iterations=15)
+        from svgan.training.late_moments import LateMoments
+        from svgan.training.slow_critic import PCAProjection
+
+        measure = LateMoments(PCAProjection(PCABasis.load(trainer.run_dir / "pca.npz"), 4),
+                              torch.from_numpy(sequence.wplus))
+        with torch.no_grad():  # 4 batches of 12 pool windows
+            return float(np.mean([measure(trainer._fake_windows(16)[0][4:]) for _ in range(4)]))
+
+    with_term, without = pool_moments(30.0), pool_moments(0.0)
+    assert with_term < 0.5 * without
+
+
 def test_a_sequence_shorter_than_a_slow_window_is_refused(tmp_path, sequence):
     with pytest.raises(RunError, match="fewer than one slow window"):
         start_run(sequence, tmp_path / "run", TrainConfig(epochs=1, **SMALL, slow_weight=1.0))  # 631 > 200 frames
@@ -132,6 +171,8 @@ def test_a_sequence_shorter_than_a_slow_window_is_refused(tmp_path, sequence):
     (dict(pool_size=16, pool_advance=0), "--pool-advance must be at least 1"),
     (dict(slow_weight=1.0, slow_components=40), "--slow-components must be in 1..32"),
     (dict(slow_weight=1.0, slow_window=4), "--slow-window 4: window 4 is too short"),
+    (dict(late_moment_weight=1.0), "--late-moments acts on the windows that start from pool states"),
+    (dict(MOMENTS, late_moment_components=40), "--late-moment-components must be in 1..32"),
 ])
 def test_pool_settings_that_cannot_work_are_refused_up_front(tmp_path, sequence, options, message):
     from svgan.errors import UserError

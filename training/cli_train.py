@@ -65,6 +65,13 @@ DEFAULTS = TrainConfig()
               help="With --slow-weight: top PCA components the slow critic reads.")
 @click.option("--slow-batch", type=click.IntRange(min=1), default=DEFAULTS.slow_batch,
               help="With --slow-weight: long windows per slow critic step and per generator step.")
+@click.option("--late-moments", "late_moment_weight", type=FiniteRange(min=0),
+              default=DEFAULTS.late_moment_weight,
+              help="With --pool-size (beyond the paper): weight of a term that asks the frames of the pool's "
+                   "windows to have the training codes' mean and spread in the top PCA components, so long "
+                   "streams keep the data's place. 0: off.")
+@click.option("--late-moment-components", type=click.IntRange(min=1), default=DEFAULTS.late_moment_components,
+              help="With --late-moments: top PCA components whose mean and spread are matched.")
 @click.option("--checkpoint-every", default=DEFAULTS.checkpoint_every, type=click.IntRange(min=1),
               help="Iterations between checkpoints.")
 @click.option("--max-iterations", type=click.IntRange(min=1), default=None,
@@ -79,7 +86,8 @@ DEFAULTS = TrainConfig()
 def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: int, lr_g: float, lr_c: float,
          lambda_gp: float, lambda_gap: float, no_gap: bool, ema: float, model_size: str, pool_size: int,
          pool_fraction: float, pool_advance: int, pool_reset: float, slow_weight: float, slow_window: int,
-         slow_stride: int, slow_components: int, slow_batch: int, checkpoint_every: int,
+         slow_stride: int, slow_components: int, slow_batch: int, late_moment_weight: float,
+         late_moment_components: int, checkpoint_every: int,
          max_iterations: int | None, device: str, seed: int, resume: bool, json_out: Path | None) -> None:
     """Train StyleVideoGAN's recurrent W+ generator on DATA (a W+ sequence from svgan-embed).
 
@@ -96,6 +104,7 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
                          pool_size=pool_size, pool_fraction=pool_fraction, pool_advance=pool_advance,
                          pool_reset=pool_reset, slow_weight=slow_weight, slow_window=slow_window,
                          slow_stride=slow_stride, slow_components=slow_components, slow_batch=slow_batch,
+                         late_moment_weight=late_moment_weight, late_moment_components=late_moment_components,
                          checkpoint_every=checkpoint_every, seed=seed, **copy.deepcopy(MODEL_SIZES[model_size]))
     config.check()
     sequence = load_wplus(data, window=config.window)

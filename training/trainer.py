@@ -33,6 +33,7 @@ from svgan.models.run import CHECKPOINT, PCA_FILE, RUN_FORMAT, RunError, load_ru
 
 from .losses import (GAPStatistics, critic_wgan_loss, generator_wgan_loss, gradient_angle,
                      gradient_angle_penalty, gradient_penalty)
+from .late_moments import LateMoments
 from .pca import fit_pca
 from .slow_critic import PCAProjection, SlowWindows, build_slow_critic, fake_slow_windows, real_slow_windows
 from .state_pool import StatePool
@@ -83,6 +84,9 @@ class TrainConfig:
     slow_stride: int = 10         # frames between them: 2.5 per second at 25 fps, a window spans 25.2 s
     slow_components: int = 8      # top PCA components the slow critic reads
     slow_batch: int = 16          # long windows per slow critic step and per generator step
+    # Late windows keep the data's mean and spread (beyond the paper; needs a pool; 0 is off). See late_moments.py.
+    late_moment_weight: float = 0.0
+    late_moment_components: int = 8   # top PCA components whose moments the pool windows must match
     seed: int = 0
     generator: dict[str, Any] = field(default_factory=dict)   # TemporalGeneratorConfig overrides
     critic: dict[str, Any] = field(default_factory=dict)      # TemporalCriticConfig overrides
@@ -111,6 +115,14 @@ class TrainConfig:
             if self.pool_size < self.pool_windows(self.batch_size):
                 raise UserError(f"--pool-size {self.pool_size} is smaller than the {self.pool_windows(self.batch_size)} "
                                 "pool windows of every batch")
+        if self.late_moment_weight < 0:
+            raise UserError(f"--late-moments must be >= 0, got {self.late_moment_weight}")
+        if self.late_moment_weight:
+            if not self.pool_size:
+                raise UserError("--late-moments acts on the windows that start from pool states: it needs --pool-size")
+            if not 1 <= self.late_moment_components <= self.pca_components:
+                raise UserError(f"--late-moment-components must be in 1..{self.pca_components} (the run's PCA), "
+                                f"got {self.late_moment_components}")
         if self.slow_weight < 0:
             raise UserError(f"--slow-weight must be >= 0, got {self.slow_weight}")
         if self.slow_weight:
@@ -140,6 +152,7 @@ class IterationStats:
     gap: float
     phi: float
     slow_wasserstein: float   # the slow critic's Wasserstein estimate (NaN without one)
+    late_moments: float       # L_M of the generator step's pool windows (NaN when off)
     seconds: float
 
 
@@ -149,7 +162,7 @@ class PendingStats:
 
     iteration: int
     epoch: float
-    losses: torch.Tensor   # loss_c, wasserstein, gp, loss_g, gap, phi, slow_wasserstein
+    losses: torch.Tensor   # loss_c, wasserstein, gp, loss_g, gap, phi, slow_wasserstein, late_moments
     seconds: float
 
 
@@ -199,6 +212,10 @@ class Trainer:
         self.pool = StatePool(config.pool_size, config.pool_reset, self.device) if config.pool_size else None
         if self.C_slow is not None:
             self._init_slow_critic()
+        self.late_moments = (LateMoments(PCAProjection(PCABasis.load(self.run_dir / PCA_FILE),
+                                                       config.late_moment_components),
+                                         torch.from_numpy(data.wplus)).to(self.device)
+                             if config.late_moment_weight else None)
         self.iteration = 0
         self._order: tuple[int, torch.Tensor | None] = (-1, None)
 
@@ -306,7 +323,8 @@ class Trainer:
         return -wasserstein_loss.detach()
 
     def _generator_step(self, batch: int) -> torch.Tensor:
-        """One update of G (WGAN + GAP), its EMA and the pool; returns [loss, GAP, mean phi] on the device."""
+        """One update of G (WGAN + GAP, and the options' terms), its EMA and the pool; returns [loss, GAP, mean phi,
+        L_M] on the device."""
         use_gap = self.config.gap and self.config.lambda_gap > 0
         wplus, (i, s, latents) = self._fake_windows(batch, gap=use_gap)
         self.C.requires_grad_(False)
@@ -317,6 +335,10 @@ class Trainer:
             slow = fake_slow_windows(self.G, self.projection, self.slow_layout, self.config.slow_batch, self.noise)
             loss = loss + self.config.slow_weight * generator_wgan_loss(self.C_slow(slow))
             self.C_slow.requires_grad_(True)
+        late_moments = torch.full((), float("nan"), device=loss.device)
+        if self.late_moments is not None:  # the pool windows are the batch's last (see _fake_windows)
+            late_moments = self.late_moments(wplus[batch - self.config.pool_windows(batch):])
+            loss = loss + self.config.late_moment_weight * late_moments
         gap = phi_mean = torch.full((), float("nan"), device=loss.device)
         if use_gap:
             phi = gradient_angle(i, s, latents, self.gap_stats)
@@ -330,7 +352,7 @@ class Trainer:
             torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - self.config.ema)
         if self.pool is not None and self.pool.filled:
             self.pool.advance(self.G, self.config.pool_advance, self.noise)
-        return torch.stack([loss.detach(), gap.detach(), phi_mean.detach()])
+        return torch.stack([loss.detach(), gap.detach(), phi_mean.detach(), late_moments.detach()])
 
     def iterate(self) -> PendingStats:
         """One iteration (the critic steps, the slow critic's, G's), with no host synchronisation: its figures stay
@@ -344,7 +366,8 @@ class Trainer:
         generator = self._generator_step(min(self.config.batch_size, self.sampler.n_windows))
         self.iteration += 1
         return PendingStats(self.iteration, self.iteration * self.config.critic_steps / self.batches_per_epoch,
-                            torch.cat([critic, generator, slow_wasserstein[None]]), time.perf_counter() - start)
+                            torch.cat([critic, generator[:3], slow_wasserstein[None], generator[3:]]),
+                            time.perf_counter() - start)
 
     def resolve(self, pending: list[PendingStats]) -> list[IterationStats]:
         """Read `pending` back; raises TrainingDiverged at the first iteration whose losses are not finite."""

@@ -1,0 +1,118 @@
+"""Batch-size study (issue 17, item 2): what batch 64, 256 and 1024 reach per epoch and per wall-clock minute.
+
+Trains the small model on the long-horizon ablation's synthetic sequence (ten minutes of 4 x 32 W+ codes with slow
+drift and mood switches, `long_horizon_ablation.DATA`) once per arm, in stages: after each of `--epochs` it scores
+G_ema with `svgan-eval` (short and long window FD, spread, offset, loop score) and records the training seconds so
+far, so every arm gives a curve of quality against epochs and against minutes.
+
+Scaling from batch 64 (the arm every other is compared with), justified in docs/benchmarks.md:
+* Adam's learning rates grow with the square root of the batch (the square-root rule for adaptive optimisers:
+  the update's noise falls with sqrt(B), so a step sqrt(B) longer keeps it);
+* the EMA of G's weights keeps its half-life in windows seen, not in iterations (StyleGAN2-ADA's `ema_kimg`):
+  beta_B = beta_64 ** (B / 64), else at batch 1024 the EMA would average over more iterations than a short run has;
+* the critic keeps its 5 steps per generator step (WGAN-GP's ratio; each step sees B real windows).
+
+    .venv/bin/python docs/experiments/batch_study.py OUT [--arms b64 b256 b1024] [--epochs 3 6 12 18 24] [--jobs 1]
+
+OUT gets one run folder per arm with eval-e<EPOCH>.json at every stage, and study.json. An interrupted study
+resumes where it stopped. Each job runs on one thread; wall-clock figures are only comparable between runs
+taken under the same load (study.json records the load average at each stage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from long_horizon_ablation import DATA, run, summarise, tool  # noqa: E402  (the sibling experiment's helpers)
+
+BASE_BATCH, BASE_LR, BASE_EMA = 64, 1e-3, 0.995
+WINDOW, CRITIC_STEPS = 25, 5
+ARMS: dict[str, dict[str, float]] = {
+    "b64": {"batch": 64, "lr_scale": 1.0},
+    "b256": {"batch": 256, "lr_scale": 2.0},
+    "b1024": {"batch": 1024, "lr_scale": 4.0},
+    # the control: batch 1024 at batch 64's learning rate (is the square-root rule what helps or hurts?)
+    "b1024-lr1": {"batch": 1024, "lr_scale": 1.0},
+}
+
+
+def arm_options(arm: str) -> list[str]:
+    batch, lr = int(ARMS[arm]["batch"]), BASE_LR * ARMS[arm]["lr_scale"]
+    ema = BASE_EMA ** (batch / BASE_BATCH)
+    return ["--model", "small", "--batch-size", str(batch), "--lr-g", f"{lr:g}", "--lr-c", f"{lr:g}",
+            "--ema", f"{ema:.6f}", "--critic-steps", str(CRITIC_STEPS), "--checkpoint-every", "100000"]
+
+
+def iterations_for(epochs: float, frames: int, batch: int) -> int:
+    """The iteration at which `epochs` epochs are done (the trainer's own count: every window once through C)."""
+    batches_per_epoch = max(1, (frames - WINDOW + 1) // batch)
+    return math.ceil(epochs * batches_per_epoch / CRITIC_STEPS)
+
+
+def study_arm(out: Path, data: Path, frames: int, arm: str, stages: list[float], seed: int) -> dict[str, Any]:
+    """Train `arm` stage by stage, scoring after each; returns its curve."""
+    import torch
+
+    run_dir, log = out / arm, out / f"{arm}.log"
+    timing = out / f"{arm}-seconds.json"
+    seconds: dict[str, float] = json.loads(timing.read_text()) if timing.is_file() else {}
+    curve = []
+    for epochs in stages:
+        target = iterations_for(epochs, frames, int(ARMS[arm]["batch"]))
+        result = run_dir / f"eval-e{epochs:g}.json"
+        if not result.is_file():
+            checkpoint = run_dir / "checkpoint.pt"
+            done = int(torch.load(checkpoint, weights_only=True)["iteration"]) if checkpoint.is_file() else 0
+            start = time.perf_counter()
+            run(tool("svgan-train") + [str(data), "--out", str(run_dir), "--seed", str(seed),
+                                       "--epochs", f"{max(stages):g}", "--max-iterations", str(target - done),
+                                       *arm_options(arm)] + (["--resume"] if done else []), log)
+            seconds[f"{epochs:g}"] = seconds.get(f"{epochs:g}", 0.0) + time.perf_counter() - start
+            timing.write_text(json.dumps(seconds))
+            run(tool("svgan-eval") + [str(run_dir), "--json", str(run_dir / "eval-full.json"), "--plots",
+                                      str(run_dir / f"eval-e{epochs:g}")], log)
+            figures = summarise(json.loads((run_dir / "eval-full.json").read_text()))
+            figures.update(load_average=os.getloadavg()[0])
+            result.write_text(json.dumps(figures, indent=2) + "\n")
+        figures = json.loads(result.read_text())
+        train_seconds = sum(v for k, v in seconds.items() if float(k) <= epochs)
+        curve.append({"epochs": epochs, "iterations": target, "train_seconds": round(train_seconds, 1),
+                      "seconds_per_iteration": round(train_seconds / target, 3), **figures})
+    return {"arm": arm, "options": " ".join(arm_options(arm)), "curve": curve}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--arms", nargs="+", choices=sorted(ARMS), default=["b64", "b256", "b1024"])
+    parser.add_argument("--epochs", type=float, nargs="+", default=[3, 6, 12, 18, 24])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    data = args.out / "data.npz"
+    from svgan.training.synthetic import SyntheticConfig, make_sequence, save_npz
+
+    sequence = make_sequence(SyntheticConfig(**DATA))
+    if not data.is_file():
+        save_npz(data, sequence)
+    stages = sorted(args.epochs)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        arms = list(pool.map(lambda arm: study_arm(args.out, data, len(sequence["wplus"]), arm, stages, args.seed),
+                             args.arms))
+    report = {"data": DATA, "seed": args.seed, "stages_epochs": stages, "arms": arms}
+    (args.out / "study.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

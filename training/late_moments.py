@@ -1,0 +1,41 @@
+"""Late windows keep the data's place and spread: a moment-matching term on G's pool windows (DESIGN §5b, beyond
+the paper).
+
+With a state pool (`state_pool.py`) the critic sees windows from deep into long streams, and on the demo world that
+brought their motion close to the data's, but late streams still sit 0.5-0.8 data standard deviations off the
+data's mean in the top components (docs/long-horizon.md §3b): each 1-s window looks like *some* part of the data,
+and a critic of single windows has little reason to ask *which* part, over many windows. This term asks it
+directly (feature matching, Salimans et al. 2016, on the run's PCA coordinates): over all frames of a batch's pool
+windows, each of the top k components' mean and standard deviation should be the training codes'.
+
+    L_M = sum_k ((m_k - mu_k) / sigma_k)^2 + log(s_k / sigma_k)^2
+
+with m_k, s_k the batch's mean and standard deviation of component k and mu_k, sigma_k the data's. G's objective
+gains `late_moment_weight` x L_M. Pool states have random ages (mean 1,250 frames at the defaults), so their
+frames stand for a long stream at a random time.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .slow_critic import PCAProjection
+
+
+class LateMoments(nn.Module):
+    """L_M of G's windows [batch, window, n_styles, style_dim] against the data's top-k PCA moments."""
+
+    def __init__(self, projection: PCAProjection, data_wplus: torch.Tensor):
+        super().__init__()
+        self.projection = projection
+        with torch.no_grad():
+            coordinates = projection(data_wplus)
+        self.register_buffer("data_mean", coordinates.mean(0))
+        self.register_buffer("data_std", coordinates.std(0))
+
+    def forward(self, wplus: torch.Tensor) -> torch.Tensor:
+        coordinates = self.projection(wplus).flatten(0, -2)   # every frame of every window: [frames, k]
+        offset = (coordinates.mean(0) - self.data_mean) / self.data_std
+        log_spread = torch.log(coordinates.std(0) / self.data_std)
+        return (offset.pow(2) + log_spread.pow(2)).sum()
