@@ -52,7 +52,8 @@ class GAPStatistics(nn.Module):
     @torch.no_grad()
     def update(self, delta: torch.Tensor) -> None:
         batch_mean, batch_var = delta.mean(0), delta.var(0, unbiased=False)
-        m = 1.0 if self.count == 0 else self.momentum
+        # the weight stays on the device: `if self.count == 0` would wait for the GPU at every generator step
+        m = torch.where(self.count == 0, 1.0, self.momentum).to(delta.dtype)
         self.mean.lerp_(batch_mean, m)
         self.var.lerp_(batch_var, m)
         self.count += 1

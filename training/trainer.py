@@ -206,8 +206,8 @@ class Trainer:
         self.C.to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.gap_stats = GAPStatistics(self.G.config.latent_dim, momentum=config.gap_momentum).to(self.device)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=config.betas)
-        self.opt_c = torch.optim.Adam(self.C.parameters(), lr=config.lr_c, betas=config.betas)
+        self.opt_g = self._adam(self.G, config.lr_g)
+        self.opt_c = self._adam(self.C, config.lr_c)
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 1)
         self.pool = StatePool(config.pool_size, config.pool_reset, self.device) if config.pool_size else None
         if self.C_slow is not None:
@@ -218,6 +218,12 @@ class Trainer:
                              if config.late_moment_weight else None)
         self.iteration = 0
         self._order: tuple[int, torch.Tensor | None] = (-1, None)
+
+    def _adam(self, model: torch.nn.Module, lr: float) -> torch.optim.Adam:
+        # Capturable Adam keeps its step count on the GPU: the non-capturable one reads it back to the host every
+        # step (a synchronisation per parameter group, and no CUDA graph capture). torch has it on CUDA only.
+        return torch.optim.Adam(model.parameters(), lr=lr, betas=self.config.betas,
+                                capturable=self.device.type == "cuda")
 
     def _init_slow_critic(self) -> None:
         """The slow critic's view of the data: the training codes' top PCA coordinates, and its optimiser."""
@@ -231,7 +237,7 @@ class Trainer:
             self.slow_real = self.projection(torch.from_numpy(self.data.wplus).to(self.device))
         self.C_slow.set_input_statistics(self.slow_real[:, None].cpu())
         self.C_slow.to(self.device)
-        self.opt_slow = torch.optim.Adam(self.C_slow.parameters(), lr=c.lr_c, betas=c.betas)
+        self.opt_slow = self._adam(self.C_slow, c.lr_c)
 
     # ---------------------------------------------------------------------------------------------- state
 
