@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The prepared GPU round (issue 14): every GPU figure docs/benchmarks.md shows, in one call of the device tool.
 #
-#   bench/gpu_round.sh OUT        # from the repository root, on the GPU machine, in at most ~8 minutes
+#   bench/gpu_round.sh OUT        # from the repository root, on the GPU machine, in ~8 minutes (measured before the batch
+#                                   256/1024 training rows were added; those are not yet timed)
 #
 # Writes into OUT: render-cuda-256.json and render-cuda-1024.json (`svgan-bench render`: correctness against the
 # CPU fp32 reference on the conformance fixture's weights, ms/frame per fast-path variant at batch 1/4/16/32,
 # end-to-end fps into MP4 and first-frame latency), train-cuda.json, train-cuda-b256.json and train-cuda-b1024.json
-# (`svgan-bench train --device cuda [--batch-size N]`), gpu.txt (nvidia-smi) and logs.tgz. Copy the JSON files into docs/benchmarks/ and run `make bench-report`.
+# (`svgan-bench train --device cuda [--batch-size N]`), gpu.txt (nvidia-smi) and logs.tgz.
+# Copy the JSON files into docs/benchmarks/ and run `make bench-report`.
 #
 # The machine has no svgan install and no PyAV: call it through the device tool with `.whl` (PyAV's cp312 wheel,
 # see README "Benchmarks") in `carry`:
