@@ -45,6 +45,29 @@ def _train_section(folder: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _batch_study_section(folder: Path) -> str:
+    """Issue 17's batch study (docs/experiments/batch_study.py): quality per epoch and per minute, batch 64-1024."""
+    studies = _load(folder, "batch-study-*.json")
+    lines = ["### Batch size: quality per epoch and per minute", ""]
+    if not studies:
+        return "\n".join(lines + ["Not measured yet (`docs/experiments/batch_study.py`).", ""])
+    for study in studies:
+        lines += [study["description"], "",
+                  "| arm | options | epochs | iterations | minutes (one quiet CPU thread) | short window FD |"
+                  " long window FD | long / short | late spread (min - max) | largest late offset | loop score |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for arm in study["arms"]:
+            for p in arm["curve"]:
+                lines.append(f"| {arm['arm']} | `{arm['options']}` | {p['epochs']:g} | {p['iterations']} |"
+                             f" {p['quiet_minutes']:.1f} | {p['short_window_fd']:.1f} | {p['long_window_fd']:.1f} |"
+                             f" {p['long_short_window_fd_ratio']:.2f} | {p['late_spread_min']:.2f} -"
+                             f" {p['late_spread_max']:.2f} | {p['late_offset_max_abs']:.2f} |"
+                             f" {p['looping_score']:.2f} |")
+        lines += ["", f"Command: `{study['command']}`", "",
+                  f"![quality against epochs and minutes]({study['plot']})", ""]
+    return "\n".join(lines)
+
+
 STREAM_GPU_GOALS = ("Goals on one H100 at 1024x1024 (issue 5): end-to-end >= 200 fps into MP4, render batch 1 <= 3 ms"
                     "/frame, >= 1500 frames/s batched.")
 
@@ -167,6 +190,6 @@ def _serve_section(folder: Path) -> str:
 
 
 def write_report(folder: Path, out: Path) -> None:
-    sections = [HEADER, _train_section(folder), _export_section(folder), _stream_section(folder),
+    sections = [HEADER, _train_section(folder), _batch_study_section(folder), _export_section(folder), _stream_section(folder),
                 _render_section(folder), _serve_section(folder)]
     out.write_text("\n".join(sections))

@@ -14,9 +14,10 @@ Scaling from batch 64 (the arm every other is compared with), justified in docs/
 
     .venv/bin/python docs/experiments/batch_study.py OUT [--arms b64 b256 b1024] [--epochs 3 6 12 18 24] [--jobs 1]
 
-OUT gets one run folder per arm with eval-e<EPOCH>.json at every stage, and study.json. An interrupted study
-resumes where it stopped. Each job runs on one thread; wall-clock figures are only comparable between runs
-taken under the same load (study.json records the load average at each stage).
+OUT gets one run folder per arm with eval-e<EPOCH>.json at every stage, study.json and study.png (the curves).
+An interrupted study resumes where it stopped. Each job runs on one thread. The training runs' own wall-clock
+depends on what else the machine ran, so the minutes axis comes from a separate timing pass (`quiet_seconds_per_
+iteration`: 5 iterations per arm after one warm-up, one thread, run when nothing else does) times the iterations.
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ ARMS: dict[str, dict[str, float]] = {
     # the control: batch 1024 at batch 64's learning rate (is the square-root rule what helps or hurts?)
     "b1024-lr1": {"batch": 1024, "lr_scale": 1.0},
 }
+
+
+# What docs/benchmarks.md says above the study's table (bench/report.py renders study.json copied to
+# docs/benchmarks/batch-study-cpu.json, and study.png to batch-study-cpu.png).
+DESCRIPTION = ("The small model on the long-horizon ablation's synthetic sequence (10 min of 4 x 32 W+ codes with slow "
+               "drift and mood switches), seed {seed}, scored by `svgan-eval` after each stage. Learning rates grow "
+               "with the square root of the batch from batch 64's 1e-3, the EMA keeps its half-life in windows "
+               "(0.995 ** (batch / 64)), 5 critic steps per generator step. Minutes: iterations x the median "
+               "seconds of an iteration measured on one thread of this 2-core CPU with nothing else running.")
 
 
 def arm_options(arm: str) -> list[str]:
@@ -90,6 +100,55 @@ def study_arm(out: Path, data: Path, frames: int, arm: str, stages: list[float],
     return {"arm": arm, "options": " ".join(arm_options(arm)), "curve": curve}
 
 
+def quiet_seconds_per_iteration(data: Path, arm: str, repeats: int = 5) -> float:
+    """Median seconds of one training iteration of `arm` on one thread (after one warm-up iteration)."""
+    import tempfile
+
+    import torch
+
+    from svgan.training.trainer import MODEL_SIZES, TrainConfig, start_run
+    from svgan.training.wplus_data import load_wplus
+
+    torch.set_num_threads(1)
+    batch, lr = int(ARMS[arm]["batch"]), BASE_LR * ARMS[arm]["lr_scale"]
+    config = TrainConfig(batch_size=batch, lr_g=lr, lr_c=lr, ema=BASE_EMA ** (batch / BASE_BATCH),
+                         critic_steps=CRITIC_STEPS, **MODEL_SIZES["small"])
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = start_run(load_wplus(data, window=WINDOW), Path(run_dir) / "run", config)
+        trainer.train_iteration()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            trainer.train_iteration()
+            times.append(time.perf_counter() - start)
+    return sorted(times)[repeats // 2]
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Short window FD, long/short ratio and loop score of every arm against epochs and against quiet minutes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [("short_window_fd", "short window FD"), ("long_short_window_fd_ratio", "long / short window FD"),
+            ("looping_score", "loop score")]
+    fig, axes = plt.subplots(2, len(keys), figsize=(4.2 * len(keys), 6.5))
+    for arm in report["arms"]:
+        epochs = [p["epochs"] for p in arm["curve"]]
+        minutes = [p["quiet_minutes"] for p in arm["curve"]]
+        for column, (key, label) in enumerate(keys):
+            values = [p[key] for p in arm["curve"]]
+            axes[0, column].plot(epochs, values, "o-", label=arm["arm"])
+            axes[1, column].plot(minutes, values, "o-", label=arm["arm"])
+            axes[0, column].set_title(label)
+            axes[0, column].set_xlabel("epochs")
+            axes[1, column].set_xlabel("minutes on one CPU thread")
+    axes[0, 0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
@@ -109,7 +168,19 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         arms = list(pool.map(lambda arm: study_arm(args.out, data, len(sequence["wplus"]), arm, stages, args.seed),
                              args.arms))
-    report = {"data": DATA, "seed": args.seed, "stages_epochs": stages, "arms": arms}
+    timing = args.out / "quiet-seconds-per-iteration.json"
+    quiet = json.loads(timing.read_text()) if timing.is_file() else {}
+    for arm in args.arms:  # after the training runs, so that this pass has the machine to itself
+        quiet.setdefault(arm, round(quiet_seconds_per_iteration(data, arm), 4))
+    timing.write_text(json.dumps(quiet, indent=2) + "\n")
+    for arm in arms:
+        arm["quiet_seconds_per_iteration"] = quiet[arm["arm"]]
+        for point in arm["curve"]:
+            point["quiet_minutes"] = round(point["iterations"] * quiet[arm["arm"]] / 60, 2)
+    report = {"description": DESCRIPTION.format(seed=args.seed), "data": DATA, "seed": args.seed,
+              "stages_epochs": stages, "arms": arms, "plot": "benchmarks/batch-study-cpu.png",
+              "command": "python docs/experiments/batch_study.py " + " ".join(sys.argv[1:])}
+    plot(report, args.out / "study.png")
     (args.out / "study.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
