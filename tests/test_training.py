@@ -262,6 +262,24 @@ def test_an_iteration_reads_nothing_back_to_the_host(tmp_path, sequence, monkeyp
     assert len(reads) == 1 and "trainer.py" in reads[0]
 
 
+def test_a_run_logged_by_an_older_svgan_resumes_with_its_rows_under_their_names(tmp_path, sequence):
+    """metrics.csv from before a column was added (late_moments): resuming keeps each old value in its column and
+    svgan-eval's reader gives NaN where an old row has no value, instead of failing on the missing cell."""
+    from svgan.training.evaluate import read_metrics
+
+    start_run(sequence, tmp_path / "run", TrainConfig(epochs=3, **SMALL)).run(max_iterations=2)
+    metrics = tmp_path / "run" / "metrics.csv"
+    lines = [line.split(",") for line in metrics.read_text().splitlines()]
+    gone = lines[0].index("late_moments")
+    metrics.write_text("\n".join(",".join(c for k, c in enumerate(line) if k != gone) for line in lines) + "\n")
+    old_seconds = [float(line[-1]) for line in lines[1:]]
+    start_run(sequence, tmp_path / "run", TrainConfig(epochs=3, **SMALL), resume=True).run(max_iterations=1)
+    values = read_metrics(metrics)
+    assert values["iteration"].tolist() == [1, 2, 3]
+    assert values["seconds"][:2].tolist() == pytest.approx(old_seconds) and values["seconds"][2] > 0
+    assert np.isnan(values["late_moments"]).all() and np.isfinite(values["loss_g"]).all()
+
+
 def test_existing_run_is_not_overwritten(tmp_path, sequence):
     start_run(sequence, tmp_path / "run", TrainConfig(epochs=1, **SMALL)).run(max_iterations=1)
     with pytest.raises(RunError, match="--resume"):

@@ -193,11 +193,19 @@ def _save_figure(plt: Any, fig: Any, path: Path) -> None:
 
 
 def read_metrics(path: Path) -> dict[str, np.ndarray]:
-    """metrics.csv as one float array per column (empty arrays when the run logged no iteration)."""
+    """metrics.csv as one float array per column (empty arrays when the run logged no iteration); a cell a row does
+    not have (a column added by a newer svgan, a partial last row) is NaN."""
     with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    columns = rows[0].keys() if rows else []
-    return {c: np.array([float(r[c]) for r in rows]) for c in columns}
+        reader = csv.DictReader(f)
+        rows, columns = list(reader), reader.fieldnames or []
+    return {c: np.array([_cell_value(r.get(c)) for r in rows]) for c in columns}
+
+
+def _cell_value(cell: str | None) -> float:
+    try:
+        return float(cell)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def plot_losses(metrics_csv: Path, path: Path) -> None:

@@ -462,7 +462,12 @@ class MetricsLog:
         rows: list[list[str]] = []
         if resume_iteration > 0 and path.exists():
             with path.open(newline="") as f:
-                rows = [r for r in list(csv.reader(f))[1:] if _row_iteration(r) <= resume_iteration]
+                header, *old_rows = list(csv.reader(f)) or [[]]
+            # A run resumed by a newer svgan may log more columns: keep the old rows under their own names and
+            # leave the new columns empty in them (NaN when read).
+            where = {name: k for k, name in enumerate(header)}
+            rows = [[r[where[c]] if where.get(c, len(r)) < len(r) else "" for c in self.columns]
+                    for r in old_rows if _row_iteration(r) <= resume_iteration]
         kept = io.StringIO()
         csv.writer(kept).writerows([self.columns, *rows])
         atomic_write_text(path, kept.getvalue())

@@ -82,12 +82,13 @@ def study_arm(out: Path, data: Path, frames: int, arm: str, stages: list[float],
         if not result.is_file():
             checkpoint = run_dir / "checkpoint.pt"
             done = int(torch.load(checkpoint, weights_only=True)["iteration"]) if checkpoint.is_file() else 0
-            start = time.perf_counter()
-            run(tool("svgan-train") + [str(data), "--out", str(run_dir), "--seed", str(seed),
-                                       "--epochs", f"{max(stages):g}", "--max-iterations", str(target - done),
-                                       *arm_options(arm)] + (["--resume"] if done else []), log)
-            seconds[f"{epochs:g}"] = seconds.get(f"{epochs:g}", 0.0) + time.perf_counter() - start
-            timing.write_text(json.dumps(seconds))
+            if done < target:  # (a stage whose scoring was interrupted is trained already)
+                start = time.perf_counter()
+                run(tool("svgan-train") + [str(data), "--out", str(run_dir), "--seed", str(seed),
+                                           "--epochs", f"{max(stages):g}", "--max-iterations", str(target - done),
+                                           *arm_options(arm)] + (["--resume"] if done else []), log)
+                seconds[f"{epochs:g}"] = seconds.get(f"{epochs:g}", 0.0) + time.perf_counter() - start
+                timing.write_text(json.dumps(seconds))
             run(tool("svgan-eval") + [str(run_dir), "--json", str(run_dir / "eval-full.json"), "--plots",
                                       str(run_dir / f"eval-e{epochs:g}")], log)
             figures = summarise(json.loads((run_dir / "eval-full.json").read_text()))
