@@ -12,7 +12,11 @@ Scaling from batch 64 (the arm every other is compared with), justified in docs/
   beta_B = beta_64 ** (B / 64), else at batch 1024 the EMA would average over more iterations than a short run has;
 * the critic keeps its 5 steps per generator step (WGAN-GP's ratio; each step sees B real windows).
 
-    .venv/bin/python docs/experiments/batch_study.py OUT [--arms b64 b256 b1024] [--epochs 3 6 12 18 24] [--jobs 1]
+    .venv/bin/python docs/experiments/batch_study.py OUT [--arms b64 b256 b1024] [--epochs 3 6 12 18 24] [--jobs 1] \
+        [--data CODES.npz]
+
+`--data` trains on a real W+ sequence (the demo world's actor, for issue 17's CPU goal: bundle D's quality in at
+most 10 minutes) instead of the synthetic one.
 
 OUT gets one run folder per arm with eval-e<EPOCH>.json at every stage, study.json and study.png (the curves).
 An interrupted study resumes where it stopped. Each job runs on one thread. The training runs' own wall-clock
@@ -29,6 +33,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,36 +41,54 @@ sys.path.insert(0, str(Path(__file__).parent))
 from long_horizon_ablation import DATA, run, summarise, tool  # noqa: E402  (the sibling experiment's helpers)
 
 BASE_BATCH, BASE_LR, BASE_EMA = 64, 1e-3, 0.995
-WINDOW, CRITIC_STEPS = 25, 5
-ARMS: dict[str, dict[str, float]] = {
-    "b64": {"batch": 64, "lr_scale": 1.0},
-    "b256": {"batch": 256, "lr_scale": 2.0},
-    "b1024": {"batch": 1024, "lr_scale": 4.0},
+WINDOW = 25
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One training recipe of the small model. From batch 64: learning rates x sqrt(batch / 64), EMA beta ** (batch
+    / 64), 5 critic steps, unless given."""
+
+    batch: int
+    lr: float | None = None
+    ema: float | None = None
+    critic_steps: int = 5
+
+    def options(self) -> list[str]:
+        lr = self.lr if self.lr is not None else BASE_LR * math.sqrt(self.batch / BASE_BATCH)
+        ema = self.ema if self.ema is not None else BASE_EMA ** (self.batch / BASE_BATCH)
+        return ["--model", "small", "--batch-size", str(self.batch), "--lr-g", f"{lr:g}", "--lr-c", f"{lr:g}",
+                "--ema", f"{ema:.6f}", "--critic-steps", str(self.critic_steps), "--checkpoint-every", "100000"]
+
+
+ARMS: dict[str, Arm] = {
+    "b64": Arm(64),
+    "b256": Arm(256),
+    "b1024": Arm(1024),
     # the control: batch 1024 at batch 64's learning rate (is the square-root rule what helps or hurts?)
-    "b1024-lr1": {"batch": 1024, "lr_scale": 1.0},
+    "b1024-lr1": Arm(1024, lr=1e-3),
+    # the demo world (--data its actor's codes): bundle D's recipe, and it with 2 critic steps (the critic steps
+    # are 5/6 of an iteration's time on the CPU, docs/benchmarks.md)
+    "d": Arm(32, lr=1e-3, ema=0.995),
+    "d-c2": Arm(32, lr=1e-3, ema=0.995, critic_steps=2),
 }
 
 
 # What docs/benchmarks.md says above the study's table (bench/report.py renders study.json copied to
-# docs/benchmarks/batch-study-cpu.json, and study.png to batch-study-cpu.png).
-DESCRIPTION = ("The small model on the long-horizon ablation's synthetic sequence (10 min of 4 x 32 W+ codes with slow "
-               "drift and mood switches), seed {seed}, scored by `svgan-eval` after each stage. Learning rates grow "
-               "with the square root of the batch from batch 64's 1e-3, the EMA keeps its half-life in windows "
-               "(0.995 ** (batch / 64)), 5 critic steps per generator step. Minutes: iterations x the median "
-               "seconds of an iteration measured on one thread of this 2-core CPU with nothing else running.")
+# docs/benchmarks/batch-study-<name>.json, and study.png to batch-study-<name>.png).
+DESCRIPTION = ("The small model on {data}, seed {seed}, scored by `svgan-eval` after each stage. Unless the options "
+               "say otherwise, learning rates grow with the square root of the batch from batch 64's 1e-3, the EMA "
+               "keeps its half-life in windows (0.995 ** (batch / 64)), 5 critic steps per generator step. Minutes: "
+               "iterations x the median seconds of an iteration measured on one thread of this 2-core CPU with "
+               "nothing else running.")
+SYNTHETIC = ("the long-horizon ablation's synthetic sequence (10 min of 4 x 32 W+ codes with slow drift and mood "
+             "switches)")
 
 
-def arm_options(arm: str) -> list[str]:
-    batch, lr = int(ARMS[arm]["batch"]), BASE_LR * ARMS[arm]["lr_scale"]
-    ema = BASE_EMA ** (batch / BASE_BATCH)
-    return ["--model", "small", "--batch-size", str(batch), "--lr-g", f"{lr:g}", "--lr-c", f"{lr:g}",
-            "--ema", f"{ema:.6f}", "--critic-steps", str(CRITIC_STEPS), "--checkpoint-every", "100000"]
-
-
-def iterations_for(epochs: float, frames: int, batch: int) -> int:
+def iterations_for(epochs: float, frames: int, arm: Arm) -> int:
     """The iteration at which `epochs` epochs are done (the trainer's own count: every window once through C)."""
-    batches_per_epoch = max(1, (frames - WINDOW + 1) // batch)
-    return math.ceil(epochs * batches_per_epoch / CRITIC_STEPS)
+    batches_per_epoch = max(1, (frames - WINDOW + 1) // arm.batch)
+    return math.ceil(epochs * batches_per_epoch / arm.critic_steps)
 
 
 def study_arm(out: Path, data: Path, frames: int, arm: str, stages: list[float], seed: int) -> dict[str, Any]:
@@ -77,7 +100,7 @@ def study_arm(out: Path, data: Path, frames: int, arm: str, stages: list[float],
     seconds: dict[str, float] = json.loads(timing.read_text()) if timing.is_file() else {}
     curve = []
     for epochs in stages:
-        target = iterations_for(epochs, frames, int(ARMS[arm]["batch"]))
+        target = iterations_for(epochs, frames, ARMS[arm])
         result = run_dir / f"eval-e{epochs:g}.json"
         if not result.is_file():
             checkpoint = run_dir / "checkpoint.pt"
@@ -86,7 +109,7 @@ def study_arm(out: Path, data: Path, frames: int, arm: str, stages: list[float],
                 start = time.perf_counter()
                 run(tool("svgan-train") + [str(data), "--out", str(run_dir), "--seed", str(seed),
                                            "--epochs", f"{max(stages):g}", "--max-iterations", str(target - done),
-                                           *arm_options(arm)] + (["--resume"] if done else []), log)
+                                           *ARMS[arm].options()] + (["--resume"] if done else []), log)
                 seconds[f"{epochs:g}"] = seconds.get(f"{epochs:g}", 0.0) + time.perf_counter() - start
                 timing.write_text(json.dumps(seconds))
             run(tool("svgan-eval") + [str(run_dir), "--json", str(run_dir / "eval-full.json"), "--plots",
@@ -98,7 +121,7 @@ def study_arm(out: Path, data: Path, frames: int, arm: str, stages: list[float],
         train_seconds = sum(v for k, v in seconds.items() if float(k) <= epochs)
         curve.append({"epochs": epochs, "iterations": target, "train_seconds": round(train_seconds, 1),
                       "seconds_per_iteration": round(train_seconds / target, 3), **figures})
-    return {"arm": arm, "options": " ".join(arm_options(arm)), "curve": curve}
+    return {"arm": arm, "options": " ".join(ARMS[arm].options()), "curve": curve}
 
 
 def quiet_seconds_per_iteration(data: Path, arm: str, repeats: int = 5) -> float:
@@ -111,9 +134,10 @@ def quiet_seconds_per_iteration(data: Path, arm: str, repeats: int = 5) -> float
     from svgan.training.wplus_data import load_wplus
 
     torch.set_num_threads(1)
-    batch, lr = int(ARMS[arm]["batch"]), BASE_LR * ARMS[arm]["lr_scale"]
-    config = TrainConfig(batch_size=batch, lr_g=lr, lr_c=lr, ema=BASE_EMA ** (batch / BASE_BATCH),
-                         critic_steps=CRITIC_STEPS, **MODEL_SIZES["small"])
+    a = ARMS[arm]
+    options = dict(zip(a.options()[::2], a.options()[1::2]))
+    config = TrainConfig(batch_size=a.batch, lr_g=float(options["--lr-g"]), lr_c=float(options["--lr-c"]),
+                         ema=float(options["--ema"]), critic_steps=a.critic_steps, **MODEL_SIZES["small"])
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = start_run(load_wplus(data, window=WINDOW), Path(run_dir) / "run", config)
         trainer.train_iteration()
@@ -157,18 +181,24 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, nargs="+", default=[3, 6, 12, 18, 24])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--data", type=Path, help="a W+ sequence to train on instead of the synthetic one")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    data = args.out / "data.npz"
-    from svgan.training.synthetic import SyntheticConfig, make_sequence, save_npz
+    if args.data:
+        import numpy as np
 
-    sequence = make_sequence(SyntheticConfig(**DATA))
-    if not data.is_file():
-        save_npz(data, sequence)
+        data = args.data.resolve()
+        frames = len(np.load(data)["wplus"])
+    else:
+        from svgan.training.synthetic import SyntheticConfig, make_sequence, save_npz
+
+        data, sequence = args.out / "data.npz", make_sequence(SyntheticConfig(**DATA))
+        if not data.is_file():
+            save_npz(data, sequence)
+        frames = len(sequence["wplus"])
     stages = sorted(args.epochs)
     with ThreadPoolExecutor(args.jobs) as pool:
-        arms = list(pool.map(lambda arm: study_arm(args.out, data, len(sequence["wplus"]), arm, stages, args.seed),
-                             args.arms))
+        arms = list(pool.map(lambda arm: study_arm(args.out, data, frames, arm, stages, args.seed), args.arms))
     timing = args.out / "quiet-seconds-per-iteration.json"
     quiet = json.loads(timing.read_text()) if timing.is_file() else {}
     for arm in args.arms:  # after the training runs, so that this pass has the machine to itself
@@ -178,8 +208,9 @@ def main() -> None:
         arm["quiet_seconds_per_iteration"] = quiet[arm["arm"]]
         for point in arm["curve"]:
             point["quiet_minutes"] = round(point["iterations"] * quiet[arm["arm"]] / 60, 2)
-    report = {"description": DESCRIPTION.format(seed=args.seed), "data": DATA, "seed": args.seed,
-              "stages_epochs": stages, "arms": arms, "plot": "benchmarks/batch-study-cpu.png",
+    described = f"`{args.data}` ({frames} frames)" if args.data else SYNTHETIC
+    report = {"description": DESCRIPTION.format(data=described, seed=args.seed), "data": str(args.data or DATA), "seed": args.seed,
+              "stages_epochs": stages, "arms": arms, "plot": f"benchmarks/batch-study-{args.out.name}.png",
               "command": "python docs/experiments/batch_study.py " + " ".join(sys.argv[1:])}
     plot(report, args.out / "study.png")
     (args.out / "study.json").write_text(json.dumps(report, indent=2) + "\n")
