@@ -43,6 +43,7 @@ def data_file(tmp_path_factory, sequence) -> Path:
 POOL = dict(pool_size=16, pool_fraction=0.5, pool_advance=5, pool_reset=0.25)
 SLOW = dict(slow_weight=1.0, slow_window=8, slow_stride=5, slow_components=4, slow_batch=4)
 MOMENTS = dict(POOL, late_moment_weight=1.0, late_moment_components=4)
+WINDOW_MOMENTS = dict(MOMENTS, late_moment_over="windows")
 
 
 def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
@@ -55,7 +56,8 @@ def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
     return groups
 
 
-@pytest.mark.parametrize("options", [{}, POOL, SLOW, MOMENTS], ids=["paper", "state-pool", "slow-critic", "late-moments"])
+@pytest.mark.parametrize("options", [{}, POOL, SLOW, MOMENTS, WINDOW_MOMENTS],
+                         ids=["paper", "state-pool", "slow-critic", "late-moments", "late-window-moments"])
 def test_resume_continues_bit_for_bit(tmp_path, sequence, options):
     config = TrainConfig(epochs=3, **SMALL, **options)
     start_run(sequence, tmp_path / "straight", config).run(max_iterations=6)
@@ -135,6 +137,13 @@ def test_late_moments_measure_where_and_how_wide_windows_sit_against_the_data(tm
     shift = torch.from_numpy(pca.components[0]).reshape(wplus.shape[1:]) * float(moments.data_std[0])
     # one data std off in PC 1 adds about 1 (the spread of the 8 windows themselves is not the data's)
     assert 0.8 < float(moments(windows + shift) - moments(windows)) < 1.5
+    # over window means, jitter within windows adds no spread: white noise of the data's spread about each window's
+    # mean leaves the means where they were, so it changes L_M over windows by little and over frames by much
+    by_window = LateMoments(PCAProjection(pca, 4), wplus, over="windows", window=25)
+    still = windows.mean(1, keepdim=True).expand_as(windows)
+    jitter = still + torch.randn(windows.shape, generator=torch.Generator().manual_seed(0)) * wplus.std(0)
+    assert abs(float(by_window(jitter) - by_window(windows))) < 0.05
+    assert float(moments(jitter) - moments(windows)) > 0.2
 
 
 def test_late_moments_pull_the_pool_windows_towards_the_data(tmp_path, sequence):
@@ -173,6 +182,8 @@ def test_a_sequence_shorter_than_a_slow_window_is_refused(tmp_path, sequence):
     (dict(slow_weight=1.0, slow_window=4), "--slow-window 4: window 4 is too short"),
     (dict(late_moment_weight=1.0), "--late-moments acts on the windows that start from pool states"),
     (dict(MOMENTS, late_moment_components=40), "--late-moment-components must be in 1..32"),
+    (dict(MOMENTS, late_moment_over="seconds"), "--late-moments-over must be frames or windows"),
+    (dict(WINDOW_MOMENTS, pool_fraction=0.1), "needs at least 2 pool windows per batch, got 1"),
 ])
 def test_pool_settings_that_cannot_work_are_refused_up_front(tmp_path, sequence, options, message):
     from svgan.errors import UserError

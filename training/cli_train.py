@@ -72,6 +72,10 @@ DEFAULTS = TrainConfig()
                    "streams keep the data's place. 0: off.")
 @click.option("--late-moment-components", type=click.IntRange(min=1), default=DEFAULTS.late_moment_components,
               help="With --late-moments: top PCA components whose mean and spread are matched.")
+@click.option("--late-moments-over", "late_moment_over", type=click.Choice(["frames", "windows"]),
+              default=DEFAULTS.late_moment_over,
+              help="With --late-moments: match the moments of every frame, or of each window's mean (spread from "
+                   "where windows sit rather than from motion within them).")
 @click.option("--checkpoint-every", default=DEFAULTS.checkpoint_every, type=click.IntRange(min=1),
               help="Iterations between checkpoints.")
 @click.option("--max-iterations", type=click.IntRange(min=1), default=None,
@@ -87,7 +91,7 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
          lambda_gp: float, lambda_gap: float, no_gap: bool, ema: float, model_size: str, pool_size: int,
          pool_fraction: float, pool_advance: int, pool_reset: float, slow_weight: float, slow_window: int,
          slow_stride: int, slow_components: int, slow_batch: int, late_moment_weight: float,
-         late_moment_components: int, checkpoint_every: int,
+         late_moment_components: int, late_moment_over: str, checkpoint_every: int,
          max_iterations: int | None, device: str, seed: int, resume: bool, json_out: Path | None) -> None:
     """Train StyleVideoGAN's recurrent W+ generator on DATA (a W+ sequence from svgan-embed).
 
@@ -105,6 +109,7 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
                          pool_reset=pool_reset, slow_weight=slow_weight, slow_window=slow_window,
                          slow_stride=slow_stride, slow_components=slow_components, slow_batch=slow_batch,
                          late_moment_weight=late_moment_weight, late_moment_components=late_moment_components,
+                         late_moment_over=late_moment_over,
                          checkpoint_every=checkpoint_every, seed=seed, **copy.deepcopy(MODEL_SIZES[model_size]))
     config.check()
     sequence = load_wplus(data, window=config.window)

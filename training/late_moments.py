@@ -10,7 +10,8 @@ windows, each of the top k components' mean and standard deviation should be the
 
     L_M = sum_k ((m_k - mu_k) / sigma_k)^2 + log(s_k / sigma_k)^2
 
-with m_k, s_k the batch's mean and standard deviation of component k and mu_k, sigma_k the data's. G's objective
+with m_k, s_k the batch's mean and standard deviation of component k and mu_k, sigma_k the data's, over every
+frame or (`late_moment_over` "windows") over each window's mean. G's objective
 gains `late_moment_weight` x L_M. Pool states have random ages (mean 1,250 frames at the defaults), so their
 frames stand for a long stream at a random time.
 """
@@ -24,18 +25,28 @@ from .slow_critic import PCAProjection
 
 
 class LateMoments(nn.Module):
-    """L_M of G's windows [batch, window, n_styles, style_dim] against the data's top-k PCA moments."""
+    """L_M of G's windows [batch, window, n_styles, style_dim] against the data's top-k PCA moments.
 
-    def __init__(self, projection: PCAProjection, data_wplus: torch.Tensor):
+    `over` "frames" compares the moments of every frame; "windows" those of each window's mean (the data's: of
+    every `window`-frame stretch), so spread must come from where windows sit, not from motion within them: on the
+    demo world, matching frames was met with fast jitter (late autocorrelation at 1 s fell to ~0, the data's is 0.6;
+    docs/long-horizon.md §3b)."""
+
+    def __init__(self, projection: PCAProjection, data_wplus: torch.Tensor, over: str = "frames", window: int = 25):
         super().__init__()
-        self.projection = projection
+        if over not in ("frames", "windows"):
+            raise ValueError(f"late moments are over 'frames' or 'windows', not {over!r}")
+        self.projection, self.over = projection, over
         with torch.no_grad():
             coordinates = projection(data_wplus)
+            if over == "windows":  # the mean of every stretch of `window` frames
+                coordinates = coordinates.unfold(0, window, 1).mean(-1)
         self.register_buffer("data_mean", coordinates.mean(0))
         self.register_buffer("data_std", coordinates.std(0))
 
     def forward(self, wplus: torch.Tensor) -> torch.Tensor:
-        coordinates = self.projection(wplus).flatten(0, -2)   # every frame of every window: [frames, k]
+        coordinates = self.projection(wplus)   # [batch, window, k]
+        coordinates = coordinates.mean(1) if self.over == "windows" else coordinates.flatten(0, -2)
         offset = (coordinates.mean(0) - self.data_mean) / self.data_std
         log_spread = torch.log(coordinates.std(0) / self.data_std)
         return (offset.pow(2) + log_spread.pow(2)).sum()

@@ -87,6 +87,7 @@ class TrainConfig:
     # Late windows keep the data's mean and spread (beyond the paper; needs a pool; 0 is off). See late_moments.py.
     late_moment_weight: float = 0.0
     late_moment_components: int = 8   # top PCA components whose moments the pool windows must match
+    late_moment_over: str = "frames"  # the moments of every frame, or of each window's mean ("windows")
     seed: int = 0
     generator: dict[str, Any] = field(default_factory=dict)   # TemporalGeneratorConfig overrides
     critic: dict[str, Any] = field(default_factory=dict)      # TemporalCriticConfig overrides
@@ -123,6 +124,12 @@ class TrainConfig:
             if not 1 <= self.late_moment_components <= self.pca_components:
                 raise UserError(f"--late-moment-components must be in 1..{self.pca_components} (the run's PCA), "
                                 f"got {self.late_moment_components}")
+            if self.late_moment_over not in ("frames", "windows"):
+                raise UserError(f"--late-moments-over must be frames or windows, got {self.late_moment_over!r}")
+            if self.late_moment_over == "windows" and self.pool_windows(self.batch_size) < 2:
+                raise UserError("--late-moments-over windows measures a spread of window means: it needs at least 2 "
+                                f"pool windows per batch, got {self.pool_windows(self.batch_size)} (raise "
+                                "--pool-fraction or --batch-size)")
         if self.slow_weight < 0:
             raise UserError(f"--slow-weight must be >= 0, got {self.slow_weight}")
         if self.slow_weight:
@@ -214,7 +221,8 @@ class Trainer:
             self._init_slow_critic()
         self.late_moments = (LateMoments(PCAProjection(PCABasis.load(self.run_dir / PCA_FILE),
                                                        config.late_moment_components),
-                                         torch.from_numpy(data.wplus)).to(self.device)
+                                         torch.from_numpy(data.wplus), config.late_moment_over,
+                                         config.window).to(self.device)
                              if config.late_moment_weight else None)
         self.iteration = 0
         self._order: tuple[int, torch.Tensor | None] = (-1, None)
