@@ -75,7 +75,7 @@ ARMS: dict[str, Arm] = {
 
 
 # What docs/benchmarks.md says above the study's table (bench/report.py renders study.json copied to
-# docs/benchmarks/batch-study-<name>.json, and study.png to batch-study-<name>.png).
+# docs/benchmarks/batch-study-<--name>.json, and study.png to batch-study-<--name>.png).
 DESCRIPTION = ("The small model on {data}, seed {seed}, scored by `svgan-eval` after each stage. Unless the options "
                "say otherwise, learning rates grow with the square root of the batch from batch 64's 1e-3, the EMA "
                "keeps its half-life in windows (0.995 ** (batch / 64)), 5 critic steps per generator step. Minutes: "
@@ -182,6 +182,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--data", type=Path, help="a W+ sequence to train on instead of the synthetic one")
+    parser.add_argument("--name", default="synthetic-cpu",
+                        help="docs/benchmarks/batch-study-NAME.json/.png is where the study is meant to be copied")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.data:
@@ -210,7 +212,7 @@ def main() -> None:
             point["quiet_minutes"] = round(point["iterations"] * quiet[arm["arm"]] / 60, 2)
     described = f"`{args.data}` ({frames} frames)" if args.data else SYNTHETIC
     report = {"description": DESCRIPTION.format(data=described, seed=args.seed), "data": str(args.data or DATA), "seed": args.seed,
-              "stages_epochs": stages, "arms": arms, "plot": f"benchmarks/batch-study-{args.out.name}.png",
+              "stages_epochs": stages, "arms": arms, "plot": f"benchmarks/batch-study-{args.name}.png",
               "command": "python docs/experiments/batch_study.py " + " ".join(sys.argv[1:])}
     plot(report, args.out / "study.png")
     (args.out / "study.json").write_text(json.dumps(report, indent=2) + "\n")
