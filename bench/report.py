@@ -63,7 +63,7 @@ def _batch_study_section(folder: Path) -> str:
                              f" {p['long_short_window_fd_ratio']:.2f} | {p['late_spread_min']:.2f} -"
                              f" {p['late_spread_max']:.2f} | {p['late_offset_max_abs']:.2f} |"
                              f" {p['looping_score']:.2f} |")
-        lines += ["", f"Command: `{study['command']}`", "",
+        lines += ["", *([study["conclusion"], ""] if study.get("conclusion") else []), f"Command: `{study['command']}`", "",
                   f"![quality against epochs and minutes]({study['plot']})", ""]
     return "\n".join(lines)
 
