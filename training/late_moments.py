@@ -11,9 +11,9 @@ windows, each of the top k components' mean and standard deviation should be the
     L_M = sum_k ((m_k - mu_k) / sigma_k)^2 + log(s_k / sigma_k)^2
 
 with m_k, s_k the batch's mean and standard deviation of component k and mu_k, sigma_k the data's, over every
-frame or (`late_moment_over` "windows") over each window's mean. G's objective
-gains `late_moment_weight` x L_M. Pool states have random ages (mean 1,250 frames at the defaults), so their
-frames stand for a long stream at a random time.
+frame or (`late_moment_over` "windows") over each window's mean. G's objective gains `late_moment_weight` x L_M.
+Pool states have random ages (mean 1,250 frames at the defaults), so their frames stand for a long stream at a
+random time.
 """
 
 from __future__ import annotations
