@@ -57,8 +57,9 @@ def _batch_study_section(folder: Path) -> str:
                   " long window FD | long / short | late spread (min - max) | largest late offset | loop score |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for arm in study["arms"]:
-            for p in arm["curve"]:
-                lines.append(f"| {arm['arm']} | `{arm['options']}` | {p['epochs']:g} | {p['iterations']} |"
+            for k, p in enumerate(arm["curve"]):  # the options once per arm
+                options = f"`{arm['options']}`" if k == 0 else "〃"
+                lines.append(f"| {arm['arm']} | {options} | {p['epochs']:g} | {p['iterations']} |"
                              f" {p['quiet_minutes']:.1f} | {p['short_window_fd']:.1f} | {p['long_window_fd']:.1f} |"
                              f" {p['long_short_window_fd_ratio']:.2f} | {p['late_spread_min']:.2f} -"
                              f" {p['late_spread_max']:.2f} | {p['late_offset_max_abs']:.2f} |"
