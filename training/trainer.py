@@ -5,6 +5,8 @@ then one generator update (WGAN + GAP) and the EMA of G's weights. With a state 
 the paper, `state_pool.py`) a share of every fake batch starts from G states of random age instead of `init(i)`,
 and the pool advances after every generator update. With a slow critic (`slow_weight` > 0, `slow_critic.py`)
 one more critic step per iteration compares long windows at a low frame rate, and G's objective gains its term.
+With late moments (`late_moment_weight` > 0, `late_moments.py`) G's objective also asks the pool windows for the
+data's mean and spread in the top PCA components.
 An epoch is every real window once through the critic. Everything random comes from generators owned by the run
 (window order per epoch, noise i/s, GP interpolation), so a run stopped and resumed from its checkpoint continues bit for bit.
 """
