@@ -37,7 +37,8 @@ def _train_section(folder: Path) -> str:
         if r is None:
             lines.append(f"| {TRAIN_EXPECTED[key]} | {key[1]} | not measured | | | | | | | | |")
             continue
-        lines.append(f"| {r['device']} | {key[1]} | {r['seconds_per_iteration']:.3f} | {r['seconds_per_epoch']:.1f} | "
+        lines.append(f"| {r['device']} | {key[1]} | {r['seconds_per_iteration']:.3f} | "
+                     f"{r['seconds_per_epoch']:.1f} | "
                      f"{r['projected_350_epochs_minutes']:.0f} | {r['critic_step_s']:.3f} | "
                      f"{r['gradient_penalty_s']:.3f} | {r['generator_step_s']:.3f} | "
                      f"{r['generator_step_without_gap_s']:.3f} | {r['cudnn_gru_double_backward'].split('. ')[0]} | "
@@ -64,7 +65,8 @@ def _batch_study_section(folder: Path) -> str:
                              f" {p['long_short_window_fd_ratio']:.2f} | {p['late_spread_min']:.2f} -"
                              f" {p['late_spread_max']:.2f} | {p['late_offset_max_abs']:.2f} |"
                              f" {p['looping_score']:.2f} |")
-        lines += ["", *([study["conclusion"], ""] if study.get("conclusion") else []), f"Command: `{study['command']}`", "",
+        conclusion = [study["conclusion"], ""] if study.get("conclusion") else []
+        lines += ["", *conclusion, f"Command: `{study['command']}`", "",
                   f"![quality against epochs and minutes]({study['plot']})", ""]
     return "\n".join(lines)
 
@@ -191,6 +193,6 @@ def _serve_section(folder: Path) -> str:
 
 
 def write_report(folder: Path, out: Path) -> None:
-    sections = [HEADER, _train_section(folder), _batch_study_section(folder), _export_section(folder), _stream_section(folder),
-                _render_section(folder), _serve_section(folder)]
+    sections = [HEADER, _train_section(folder), _batch_study_section(folder), _export_section(folder),
+                _stream_section(folder), _render_section(folder), _serve_section(folder)]
     out.write_text("\n".join(sections))

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from svgan.cli_types import FiniteRange, OutputDir, OutputFile, write_summary
 from svgan.errors import StopFlag, fail, one_line_errors
 
+from .late_moments import OVER as LATE_MOMENTS_OVER
 from .trainer import CHECKPOINT, MODEL_SIZES, TrainConfig, TrainingDiverged, start_run
 from .wplus_data import load_wplus
 
@@ -72,7 +73,7 @@ DEFAULTS = TrainConfig()
                    "streams keep the data's place. 0: off.")
 @click.option("--late-moment-components", type=click.IntRange(min=1), default=DEFAULTS.late_moment_components,
               help="With --late-moments: top PCA components whose mean and spread are matched.")
-@click.option("--late-moments-over", "late_moment_over", type=click.Choice(["frames", "windows"]),
+@click.option("--late-moments-over", "late_moment_over", type=click.Choice(LATE_MOMENTS_OVER),
               default=DEFAULTS.late_moment_over,
               help="With --late-moments: match the moments of every frame, or of each window's mean (spread from "
                    "where windows sit rather than from motion within them).")

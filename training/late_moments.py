@@ -23,6 +23,9 @@ from torch import nn
 
 from .slow_critic import PCAProjection
 
+# What the moments are taken over: every frame, or each window's mean.
+OVER = ("frames", "windows")
+
 
 class LateMoments(nn.Module):
     """L_M of G's windows [batch, window, n_styles, style_dim] against the data's top-k PCA moments.
@@ -34,7 +37,7 @@ class LateMoments(nn.Module):
 
     def __init__(self, projection: PCAProjection, data_wplus: torch.Tensor, over: str = "frames", window: int = 25):
         super().__init__()
-        if over not in ("frames", "windows"):
+        if over not in OVER:
             raise ValueError(f"late moments are over 'frames' or 'windows', not {over!r}")
         self.projection, self.over = projection, over
         with torch.no_grad():

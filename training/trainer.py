@@ -35,7 +35,7 @@ from svgan.models.run import CHECKPOINT, PCA_FILE, RUN_FORMAT, RunError, load_ru
 
 from .losses import (GAPStatistics, critic_wgan_loss, generator_wgan_loss, gradient_angle,
                      gradient_angle_penalty, gradient_penalty)
-from .late_moments import LateMoments
+from .late_moments import OVER as LATE_MOMENTS_OVER, LateMoments
 from .pca import fit_pca
 from .slow_critic import PCAProjection, SlowWindows, build_slow_critic, fake_slow_windows, real_slow_windows
 from .state_pool import StatePool
@@ -126,7 +126,7 @@ class TrainConfig:
             if not 1 <= self.late_moment_components <= self.pca_components:
                 raise UserError(f"--late-moment-components must be in 1..{self.pca_components} (the run's PCA), "
                                 f"got {self.late_moment_components}")
-            if self.late_moment_over not in ("frames", "windows"):
+            if self.late_moment_over not in LATE_MOMENTS_OVER:
                 raise UserError(f"--late-moments-over must be frames or windows, got {self.late_moment_over!r}")
             if self.late_moment_over == "windows" and self.pool_windows(self.batch_size) < 2:
                 raise UserError("--late-moments-over windows measures a spread of window means: it needs at least 2 "

@@ -54,11 +54,19 @@ class Arm:
     ema: float | None = None
     critic_steps: int = 5
 
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else BASE_LR * math.sqrt(self.batch / BASE_BATCH)
+
+    @property
+    def ema_beta(self) -> float:
+        return self.ema if self.ema is not None else BASE_EMA ** (self.batch / BASE_BATCH)
+
     def options(self) -> list[str]:
-        lr = self.lr if self.lr is not None else BASE_LR * math.sqrt(self.batch / BASE_BATCH)
-        ema = self.ema if self.ema is not None else BASE_EMA ** (self.batch / BASE_BATCH)
+        lr = self.learning_rate
         return ["--model", "small", "--batch-size", str(self.batch), "--lr-g", f"{lr:g}", "--lr-c", f"{lr:g}",
-                "--ema", f"{ema:.6f}", "--critic-steps", str(self.critic_steps), "--checkpoint-every", "100000"]
+                "--ema", f"{self.ema_beta:.6f}", "--critic-steps", str(self.critic_steps),
+                "--checkpoint-every", "100000"]
 
 
 ARMS: dict[str, Arm] = {
@@ -135,9 +143,8 @@ def quiet_seconds_per_iteration(data: Path, arm: str, repeats: int = 5) -> float
 
     torch.set_num_threads(1)
     a = ARMS[arm]
-    options = dict(zip(a.options()[::2], a.options()[1::2]))
-    config = TrainConfig(batch_size=a.batch, lr_g=float(options["--lr-g"]), lr_c=float(options["--lr-c"]),
-                         ema=float(options["--ema"]), critic_steps=a.critic_steps, **MODEL_SIZES["small"])
+    config = TrainConfig(batch_size=a.batch, lr_g=a.learning_rate, lr_c=a.learning_rate, ema=a.ema_beta,
+                         critic_steps=a.critic_steps, **MODEL_SIZES["small"])
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = start_run(load_wplus(data, window=WINDOW), Path(run_dir) / "run", config)
         trainer.train_iteration()
