@@ -44,6 +44,7 @@ POOL = dict(pool_size=16, pool_fraction=0.5, pool_advance=5, pool_reset=0.25)
 SLOW = dict(slow_weight=1.0, slow_window=8, slow_stride=5, slow_components=4, slow_batch=4)
 MOMENTS = dict(POOL, late_moment_weight=1.0, late_moment_components=4)
 WINDOW_MOMENTS = dict(MOMENTS, late_moment_over="windows")
+OWN_WINDOW_MOMENTS = dict(WINDOW_MOMENTS, late_moment_windows=12)   # L_M from a draw of its own
 
 
 def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
@@ -56,8 +57,8 @@ def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
     return groups
 
 
-@pytest.mark.parametrize("options", [{}, POOL, SLOW, MOMENTS, WINDOW_MOMENTS],
-                         ids=["paper", "state-pool", "slow-critic", "late-moments", "late-window-moments"])
+@pytest.mark.parametrize("options", [{}, POOL, SLOW, MOMENTS, OWN_WINDOW_MOMENTS],
+                         ids=["paper", "state-pool", "slow-critic", "late-moments", "late-window-moments-own-draw"])
 def test_resume_continues_bit_for_bit(tmp_path, sequence, options):
     config = TrainConfig(epochs=3, **SMALL, **options)
     start_run(sequence, tmp_path / "straight", config).run(max_iterations=6)
@@ -146,6 +147,19 @@ def test_late_moments_measure_where_and_how_wide_windows_sit_against_the_data(tm
     assert float(moments(jitter) - moments(windows)) > 0.2
 
 
+@pytest.mark.parametrize("own", [0, 12])
+def test_late_moments_read_the_batchs_pool_windows_or_a_draw_of_their_own(tmp_path, sequence, own):
+    """The critic's batch keeps its 4 of 8 pool windows either way; with late_moment_windows the term reads its own
+    12 pool windows, each 25 steps of G with gradient, instead of the batch's 4."""
+    trainer = start_run(sequence, tmp_path / "run", TrainConfig(epochs=3, **SMALL,
+                                                                **dict(WINDOW_MOMENTS, late_moment_windows=own)))
+    seen = []
+    trainer.late_moments.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    trainer.train_iteration()
+    assert [w.shape[:2] for w in seen] == [(own or 4, 25)] and seen[0].requires_grad
+    assert trainer._fake_windows(8)[0].shape[0] == 8
+
+
 def test_late_moments_pull_the_pool_windows_towards_the_data(tmp_path, sequence):
     """The same run with and without the term: with it, the pool windows' L_M ends lower."""
     def pool_moments(weight: float) -> float:
@@ -184,6 +198,9 @@ def test_a_sequence_shorter_than_a_slow_window_is_refused(tmp_path, sequence):
     (dict(MOMENTS, late_moment_components=40), "--late-moment-components must be in 1..32"),
     (dict(MOMENTS, late_moment_over="seconds"), "--late-moments-over must be frames or windows"),
     (dict(WINDOW_MOMENTS, pool_fraction=0.1), "needs at least 2 pool windows per batch, got 1"),
+    (dict(MOMENTS, late_moment_windows=17), "--late-moment-windows 17 is more than the 16 states of the pool"),
+    (dict(POOL, late_moment_windows=8), "--late-moment-windows .* needs --late-moments"),
+    (dict(MOMENTS, late_moment_windows=-1), "--late-moment-windows must be >= 0"),
 ])
 def test_pool_settings_that_cannot_work_are_refused_up_front(tmp_path, sequence, options, message):
     from svgan.errors import UserError

@@ -77,6 +77,10 @@ DEFAULTS = TrainConfig()
               default=DEFAULTS.late_moment_over,
               help="With --late-moments: match the moments of every frame, or of each window's mean (spread from "
                    "where windows sit rather than from motion within them).")
+@click.option("--late-moment-windows", type=click.IntRange(min=0), default=DEFAULTS.late_moment_windows,
+              help="With --late-moments: pool windows drawn for the term alone at every generator step (the critic "
+                   "never sees them), so it can estimate the moments from more windows than the batch's pool share. "
+                   "0: the batch's own pool windows.")
 @click.option("--checkpoint-every", default=DEFAULTS.checkpoint_every, type=click.IntRange(min=1),
               help="Iterations between checkpoints.")
 @click.option("--max-iterations", type=click.IntRange(min=1), default=None,
@@ -92,7 +96,7 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
          lambda_gp: float, lambda_gap: float, no_gap: bool, ema: float, model_size: str, pool_size: int,
          pool_fraction: float, pool_advance: int, pool_reset: float, slow_weight: float, slow_window: int,
          slow_stride: int, slow_components: int, slow_batch: int, late_moment_weight: float,
-         late_moment_components: int, late_moment_over: str, checkpoint_every: int,
+         late_moment_components: int, late_moment_over: str, late_moment_windows: int, checkpoint_every: int,
          max_iterations: int | None, device: str, seed: int, resume: bool, json_out: Path | None) -> None:
     """Train StyleVideoGAN's recurrent W+ generator on DATA (a W+ sequence from svgan-embed).
 
@@ -110,7 +114,7 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
                          pool_reset=pool_reset, slow_weight=slow_weight, slow_window=slow_window,
                          slow_stride=slow_stride, slow_components=slow_components, slow_batch=slow_batch,
                          late_moment_weight=late_moment_weight, late_moment_components=late_moment_components,
-                         late_moment_over=late_moment_over,
+                         late_moment_over=late_moment_over, late_moment_windows=late_moment_windows,
                          checkpoint_every=checkpoint_every, seed=seed, **copy.deepcopy(MODEL_SIZES[model_size]))
     config.check()
     sequence = load_wplus(data, window=config.window)

@@ -90,6 +90,7 @@ class TrainConfig:
     late_moment_weight: float = 0.0
     late_moment_components: int = 8   # top PCA components whose moments the pool windows must match
     late_moment_over: str = "frames"  # the moments of every frame, or of each window's mean ("windows")
+    late_moment_windows: int = 0      # pool windows drawn for L_M alone each generator step (0: the batch's own)
     seed: int = 0
     generator: dict[str, Any] = field(default_factory=dict)   # TemporalGeneratorConfig overrides
     critic: dict[str, Any] = field(default_factory=dict)      # TemporalCriticConfig overrides
@@ -118,6 +119,8 @@ class TrainConfig:
             if self.pool_size < self.pool_windows(self.batch_size):
                 raise UserError(f"--pool-size {self.pool_size} is smaller than the {self.pool_windows(self.batch_size)} "
                                 "pool windows of every batch")
+        if self.late_moment_windows < 0:
+            raise UserError(f"--late-moment-windows must be >= 0, got {self.late_moment_windows}")
         if self.late_moment_weight < 0:
             raise UserError(f"--late-moments must be >= 0, got {self.late_moment_weight}")
         if self.late_moment_weight:
@@ -128,10 +131,16 @@ class TrainConfig:
                                 f"got {self.late_moment_components}")
             if self.late_moment_over not in LATE_MOMENTS_OVER:
                 raise UserError(f"--late-moments-over must be frames or windows, got {self.late_moment_over!r}")
-            if self.late_moment_over == "windows" and self.pool_windows(self.batch_size) < 2:
+            if self.late_moment_windows > self.pool_size:
+                raise UserError(f"--late-moment-windows {self.late_moment_windows} is more than the "
+                                f"{self.pool_size} states of the pool")
+            late_windows = self.late_moment_windows or self.pool_windows(self.batch_size)
+            if self.late_moment_over == "windows" and late_windows < 2:
                 raise UserError("--late-moments-over windows measures a spread of window means: it needs at least 2 "
-                                f"pool windows per batch, got {self.pool_windows(self.batch_size)} (raise "
+                                f"pool windows per batch, got {late_windows} (raise --late-moment-windows, "
                                 "--pool-fraction or --batch-size)")
+        elif self.late_moment_windows:
+            raise UserError("--late-moment-windows sets how many windows --late-moments reads: it needs --late-moments")
         if self.slow_weight < 0:
             raise UserError(f"--slow-weight must be >= 0, got {self.slow_weight}")
         if self.slow_weight:
@@ -305,13 +314,16 @@ class Trainer:
         s.requires_grad_(gap)
         wplus, latents = self.G.unroll(i, s)
         if n_pool:
-            if not self.pool.filled:
-                self.pool.fill(self.G, self.noise)
-            state = self.pool.sample(n_pool, self.noise)
-            steps = torch.randn(n_pool, self.config.window, self.G.config.latent_dim, generator=self.noise,
-                                device=self.device)
-            wplus = torch.cat([wplus, self.G.rollout(state, steps)[0]], 0)
+            wplus = torch.cat([wplus, self._pool_windows(n_pool)], 0)
         return wplus, (i, s, latents)
+
+    def _pool_windows(self, n: int) -> torch.Tensor:
+        """`n` windows of G that start from pool states (gradient through their own steps only)."""
+        if not self.pool.filled:
+            self.pool.fill(self.G, self.noise)
+        state = self.pool.sample(n, self.noise)
+        steps = torch.randn(n, self.config.window, self.G.config.latent_dim, generator=self.noise, device=self.device)
+        return self.G.rollout(state, steps)[0]
 
     def _critic_step(self, real: torch.Tensor) -> torch.Tensor:
         """One WGAN-GP step of C; returns [loss, Wasserstein estimate, GP] on the device."""
@@ -352,8 +364,10 @@ class Trainer:
             loss = loss + self.config.slow_weight * generator_wgan_loss(self.C_slow(slow))
             self.C_slow.requires_grad_(True)
         late_moments = torch.full((), float("nan"), device=loss.device)
-        if self.late_moments is not None:  # the pool windows are the batch's last (see _fake_windows)
-            late_moments = self.late_moments(wplus[batch - self.config.pool_windows(batch):])
+        if self.late_moments is not None:  # its own draw of pool windows, or the batch's (its last, _fake_windows)
+            late_moments = self.late_moments(self._pool_windows(self.config.late_moment_windows)
+                                             if self.config.late_moment_windows
+                                             else wplus[batch - self.config.pool_windows(batch):])
             loss = loss + self.config.late_moment_weight * late_moments
         gap = phi_mean = torch.full((), float("nan"), device=loss.device)
         if use_gap:

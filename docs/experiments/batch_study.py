@@ -79,6 +79,10 @@ ARMS: dict[str, Arm] = {
     # are 5/6 of an iteration's time on the CPU, docs/benchmarks.md)
     "d": Arm(32, lr=1e-3, ema=0.995),
     "d-c2": Arm(32, lr=1e-3, ema=0.995, critic_steps=2),
+    # bundle D's recipe at batch 64 (learning rate x sqrt(2), EMA half-life kept in windows): an epoch costs
+    # 11.0 s of two threads against batch 32's 13.9 s; and batch 32 at twice the learning rate
+    "d-b64": Arm(64, lr=1e-3 * math.sqrt(2), ema=0.995 ** 2),
+    "d-lr2": Arm(32, lr=2e-3, ema=0.995),
 }
 
 
@@ -87,7 +91,7 @@ ARMS: dict[str, Arm] = {
 DESCRIPTION = ("The small model on {data}, seed {seed}, scored by `svgan-eval` after each stage. Unless the options "
                "say otherwise, learning rates grow with the square root of the batch from batch 64's 1e-3, the EMA "
                "keeps its half-life in windows (0.995 ** (batch / 64)), 5 critic steps per generator step. Minutes: "
-               "iterations x the median seconds of an iteration measured on one thread of this 2-core CPU with "
+               "iterations x the median seconds of an iteration measured on {threads} of this 2-core CPU with "
                "nothing else running.")
 SYNTHETIC = ("the long-horizon ablation's synthetic sequence (10 min of 4 x 32 W+ codes with slow drift and mood "
              "switches)")
@@ -132,8 +136,8 @@ def study_arm(out: Path, data: Path, frames: int, arm: str, stages: list[float],
     return {"arm": arm, "options": " ".join(ARMS[arm].options()), "curve": curve}
 
 
-def quiet_seconds_per_iteration(data: Path, arm: str, repeats: int = 5) -> float:
-    """Median seconds of one training iteration of `arm` on one thread (after one warm-up iteration)."""
+def quiet_seconds_per_iteration(data: Path, arm: str, threads: int = 1, repeats: int = 5) -> float:
+    """Median seconds of one training iteration of `arm` on `threads` threads (after one warm-up iteration)."""
     import tempfile
 
     import torch
@@ -141,7 +145,7 @@ def quiet_seconds_per_iteration(data: Path, arm: str, repeats: int = 5) -> float
     from svgan.training.trainer import MODEL_SIZES, TrainConfig, start_run
     from svgan.training.wplus_data import load_wplus
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     a = ARMS[arm]
     config = TrainConfig(batch_size=a.batch, lr_g=a.learning_rate, lr_c=a.learning_rate, ema=a.ema_beta,
                          critic_steps=a.critic_steps, **MODEL_SIZES["small"])
@@ -175,7 +179,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
             axes[1, column].plot(minutes, values, "o-", label=arm["arm"])
             axes[0, column].set_title(label)
             axes[0, column].set_xlabel("epochs")
-            axes[1, column].set_xlabel("minutes on one CPU thread")
+            axes[1, column].set_xlabel(f"minutes on {report['threads']}")
     axes[0, 0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -188,6 +192,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, nargs="+", default=[3, 6, 12, 18, 24])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads of the timing pass (2: what one run gets on this 2-core CPU by itself)")
     parser.add_argument("--data", type=Path, help="a W+ sequence to train on instead of the synthetic one")
     parser.add_argument("--name", default="synthetic-cpu",
                         help="docs/benchmarks/batch-study-NAME.json/.png is where the study is meant to be copied")
@@ -208,17 +214,20 @@ def main() -> None:
     stages = sorted(args.epochs)
     with ThreadPoolExecutor(args.jobs) as pool:
         arms = list(pool.map(lambda arm: study_arm(args.out, data, frames, arm, stages, args.seed), args.arms))
-    timing = args.out / "quiet-seconds-per-iteration.json"
+    timing = args.out / ("quiet-seconds-per-iteration.json" if args.threads == 1 else
+                         f"quiet-seconds-per-iteration-{args.threads}-threads.json")
     quiet = json.loads(timing.read_text()) if timing.is_file() else {}
     for arm in args.arms:  # after the training runs, so that this pass has the machine to itself
-        quiet.setdefault(arm, round(quiet_seconds_per_iteration(data, arm), 4))
+        quiet.setdefault(arm, round(quiet_seconds_per_iteration(data, arm, args.threads), 4))
     timing.write_text(json.dumps(quiet, indent=2) + "\n")
     for arm in arms:
         arm["quiet_seconds_per_iteration"] = quiet[arm["arm"]]
         for point in arm["curve"]:
             point["quiet_minutes"] = round(point["iterations"] * quiet[arm["arm"]] / 60, 2)
     described = f"`{args.data}` ({frames} frames)" if args.data else SYNTHETIC
-    report = {"description": DESCRIPTION.format(data=described, seed=args.seed), "data": str(args.data or DATA), "seed": args.seed,
+    threads = "one thread" if args.threads == 1 else f"{args.threads} threads"
+    report = {"description": DESCRIPTION.format(data=described, seed=args.seed, threads=threads),
+              "data": str(args.data or DATA), "seed": args.seed, "threads": threads,
               "stages_epochs": stages, "arms": arms, "plot": f"benchmarks/batch-study-{args.name}.png",
               "command": "python docs/experiments/batch_study.py " + " ".join(sys.argv[1:])}
     plot(report, args.out / "study.png")
