@@ -54,7 +54,8 @@ def _batch_study_section(folder: Path) -> str:
         return "\n".join(lines + ["Not measured yet (`docs/experiments/batch_study.py`).", ""])
     for study in studies:
         lines += [study["description"], "",
-                  "| arm | options | epochs | iterations | minutes (one quiet CPU thread) | short window FD |"
+                  f"| arm | options | epochs | iterations | minutes ({study.get('threads', 'one thread')}, quiet CPU)"
+                  " | short window FD |"
                   " long window FD | long / short | late spread (min - max) | largest late offset | loop score |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for arm in study["arms"]:

@@ -6,7 +6,8 @@ long streams lose, DESIGN §5b), trains each arm for each seed with `svgan-train
 mean and spread over seeds.
 
     .venv/bin/python docs/experiments/long_horizon_ablation.py OUT [--iterations 1500] [--seeds 0 1 2] \
-        [--arms paper nogap pool pool-quarter pool-quarter-moments pool-quarter-window-moments slow pool-slow] [--jobs 2] [--data CODES.npz]
+        [--arms paper nogap pool pool-quarter pool-quarter-moments pool-quarter-window-moments
+        pool-quarter-window-moments-32 slow pool-slow] [--jobs 2] [--data CODES.npz]
 
 `--data` trains on a real W+ sequence (e.g. the demo world's actor, `svgan-embed --aligned`) instead of the
 synthetic one. OUT gets data.npz (the synthetic sequence, when no --data), one run folder per arm and seed (with
@@ -43,6 +44,10 @@ ARMS: dict[str, list[str]] = {
     # the same over each window's mean: spread from where late windows sit, not from jitter within them
     "pool-quarter-window-moments": ["--pool-size", "256", "--pool-fraction", "0.25", "--late-moments", "1",
                                     "--late-moments-over", "windows"],
+    # the same, the term reading 32 pool windows of its own (the critic's batch keeps its 8): a better estimate of
+    # the late windows' mean without taking more of the critic's attention from init(i) windows
+    "pool-quarter-window-moments-32": ["--pool-size", "256", "--pool-fraction", "0.25", "--late-moments", "1",
+                                       "--late-moments-over", "windows", "--late-moment-windows", "32"],
     "slow": ["--slow-weight", "1"],    # the slow critic: 64 samples every 10 frames of the top 8 PCs
     "pool-slow": ["--pool-size", "256", "--slow-weight", "1"],
 }
