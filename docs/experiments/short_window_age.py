@@ -1,0 +1,60 @@
+"""Why the state pool costs short samples (issue 13, docs/long-horizon.md "Next" 2): window FD against the age of
+the window's start.
+
+For each run, draws 960 samples of G_ema from `init(i)` and cuts one 25-frame window per sample at each start
+frame (0, 25, 50, 100, 250), then scores each set of 960 windows against every window of the training codes
+(`svgan-eval`'s window FD: the top 8 PCA components). A run whose windows at frame 0 are far worse than those a
+few seconds in has an odd start (`init(i)` leads somewhere the GRU then leaves); one that is bad at every start
+has a poor stationary regime.
+
+    .venv/bin/python docs/experiments/short_window_age.py RUN [RUN ...] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from svgan.models import PCABasis, load_run_generator
+from svgan.models.run import PCA_FILE
+from svgan.training.evaluate import recorded_data_path, sample_pca_trajectories
+from svgan.training.motion_metrics import MotionMetricsConfig, frechet_distance, windows
+from svgan.training.wplus_data import load_wplus
+
+STARTS = (0, 25, 50, 100, 250)
+SAMPLES = 960
+
+
+def window_fd_by_start(run: Path) -> dict[str, float]:
+    generator, _ = load_run_generator(run)
+    pca = PCABasis.load(run / PCA_FILE)
+    config = MotionMetricsConfig()
+    real = pca.project(load_wplus(recorded_data_path(run)).wplus)
+    reference = windows(real, config.window, 1, config.k_window)
+    samples = sample_pca_trajectories(generator, pca, SAMPLES, max(STARTS) + config.window, seed=0)
+    return {str(start): round(float(frechet_distance(
+        windows(samples[:, start:start + config.window], config.window, config.window, config.k_window), reference)), 1)
+        for start in STARTS}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    report = {}
+    for run in args.runs:
+        report[run.name] = window_fd_by_start(run)
+        print(run.name, report[run.name], flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"starts_frames": STARTS, "samples": SAMPLES, "window_fd": report}, indent=2)
+                             + "\n")
+
+
+if __name__ == "__main__":
+    main()
