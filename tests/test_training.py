@@ -148,7 +148,7 @@ def test_late_moments_measure_where_and_how_wide_windows_sit_against_the_data(tm
 
 
 @pytest.mark.parametrize("own", [0, 12])
-def test_late_moments_read_the_batchs_pool_windows_or_a_draw_of_their_own(tmp_path, sequence, own):
+def test_late_moments_read_the_batch_pool_windows_or_a_draw_of_their_own(tmp_path, sequence, own):
     """The critic's batch keeps its 4 of 8 pool windows either way; with late_moment_windows the term reads its own
     12 pool windows, each 25 steps of G with gradient, instead of the batch's 4."""
     trainer = start_run(sequence, tmp_path / "run", TrainConfig(epochs=3, **SMALL,

@@ -13,7 +13,7 @@ Scaling from batch 64 (the arm every other is compared with), justified in docs/
 * the critic keeps its 5 steps per generator step (WGAN-GP's ratio; each step sees B real windows).
 
     .venv/bin/python docs/experiments/batch_study.py OUT [--arms b64 b256 b1024] [--epochs 3 6 12 18 24] [--jobs 1] \
-        [--data CODES.npz]
+        [--data CODES.npz] [--threads 1] [--name NAME]
 
 `--data` trains on a real W+ sequence (the demo world's actor, for issue 17's CPU goal: bundle D's quality in at
 most 10 minutes) instead of the synthetic one.
@@ -21,7 +21,8 @@ most 10 minutes) instead of the synthetic one.
 OUT gets one run folder per arm with eval-e<EPOCH>.json at every stage, study.json and study.png (the curves).
 An interrupted study resumes where it stopped. Each job runs on one thread. The training runs' own wall-clock
 depends on what else the machine ran, so the minutes axis comes from a separate timing pass (`quiet_seconds_per_
-iteration`: 5 iterations per arm after one warm-up, one thread, run when nothing else does) times the iterations.
+iteration`: 5 iterations per arm after one warm-up, on `--threads` threads (one by default), run when nothing
+else does) times the iterations.
 """
 
 from __future__ import annotations
