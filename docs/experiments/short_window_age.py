@@ -16,13 +16,13 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from svgan.models import PCABasis, load_run_generator
 from svgan.models.run import PCA_FILE
 from svgan.training.evaluate import recorded_data_path, sample_pca_trajectories
-from svgan.training.motion_metrics import MotionMetricsConfig, frechet_distance, windows
+from svgan.training.horizon_metrics import reference_windows, window_fd_at
+from svgan.training.motion_metrics import Gaussian, MotionMetricsConfig
 from svgan.training.wplus_data import load_wplus
 
 STARTS = (0, 25, 50, 100, 250)
@@ -32,13 +32,9 @@ SAMPLES = 960
 def window_fd_by_start(run: Path) -> dict[str, float]:
     generator, _ = load_run_generator(run)
     pca = PCABasis.load(run / PCA_FILE)
-    config = MotionMetricsConfig()
-    real = pca.project(load_wplus(recorded_data_path(run)).wplus)
-    reference = windows(real, config.window, 1, config.k_window)
-    samples = sample_pca_trajectories(generator, pca, SAMPLES, max(STARTS) + config.window, seed=0)
-    return {str(start): round(float(frechet_distance(
-        windows(samples[:, start:start + config.window], config.window, config.window, config.k_window), reference)), 1)
-        for start in STARTS}
+    reference = Gaussian.fit(reference_windows(pca.project(load_wplus(recorded_data_path(run)).wplus)))
+    samples = sample_pca_trajectories(generator, pca, SAMPLES, max(STARTS) + MotionMetricsConfig().window, seed=0)
+    return {str(start): round(window_fd_at(samples, start, reference), 1) for start in STARTS}
 
 
 def main() -> None:
