@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from svgan.training.evaluate import PLOTS, EvalConfig, evaluate_run, plot_horizon
-from svgan.training.horizon_metrics import (HorizonConfig, autocorrelation, band_power, horizon_report,
-                                            late_frames, slow_band_nperseg, slow_band_report, welch_psd,
-                                            welch_segments, window_fd_at)
+from svgan.training.horizon_metrics import (HorizonConfig, autocorrelation, band_power, block_floor,
+                                            data_stretches, horizon_report, late_blocks, late_frames,
+                                            slow_band_nperseg, slow_band_report, welch_psd, welch_segments,
+                                            window_fd_at)
 from svgan.training.motion_metrics import Gaussian, frechet_distance, windows
 from svgan.training.synthetic import SyntheticConfig, make_sequence, save_npz
 from svgan.training.trainer import TrainConfig, start_run
@@ -66,10 +67,6 @@ def reports() -> dict[str, dict]:
     return {name: horizon_report(x.astype(np.float32), data, FPS) for name, x in sets.items()}
 
 
-def late_blocks(report: dict) -> list[dict]:
-    return [b for b in report["1500"]["blocks"] if b["frames"][0] >= 250]
-
-
 def test_window_fd_by_start_time_grows_for_the_settling_generator(reports) -> None:
     good, settle = reports["good"]["1500"], reports["settling"]["1500"]
     floor = good["window_fd_floor"]["fd"]
@@ -84,7 +81,7 @@ def test_window_fd_by_start_time_grows_for_the_settling_generator(reports) -> No
 
 
 def test_late_blocks_show_the_narrow_offset_regime(reports) -> None:
-    good, settle = late_blocks(reports["good"]), late_blocks(reports["settling"])
+    good, settle = (late_blocks(reports[name]["1500"]["blocks"], 250) for name in ("good", "settling"))
     assert len(good) == len(settle) == 5   # 10-50 s: blocks 10-20, ..., 50-60 s
     for block in settle:
         assert block["spread_max"] < 0.8 and block["offset_max_abs"] > 0.5
@@ -93,6 +90,43 @@ def test_late_blocks_show_the_narrow_offset_regime(reports) -> None:
     # the block means; measured 0.11-0.54 over 5 seeds).
     for block in good:
         assert 0.7 < block["spread_min"] and block["spread_max"] < 1.5 and block["offset_max_abs"] < 0.6
+
+
+def test_block_floor_is_what_the_data_score_and_the_settling_generator_is_far_above_it(reports) -> None:
+    good, settle = reports["good"]["1500"], reports["settling"]["1500"]
+    floor = good["block_floor"]
+    assert floor == settle["block_floor"] and floor["samples"] == 16   # the data's, for as many samples
+    # 16 samples of slow motion miss the ideal (offset 0, spread 1) by sampling noise alone; data-like samples
+    # score within the floor's scatter, the settling generator (offset 0.8, spread 0.6) far outside it. Over
+    # data seeds 0-2: floor offsets 0.32-0.35 ± 0.05-0.09 and low spread 0.84-0.87 ± 0.03-0.06; data-like
+    # samples' largest offset 0.35-0.54, the settling generator's 0.94-1.0 and its widest spread 0.64-0.68.
+    offset, spread = floor["offset_max_abs"], floor["spread_min"]
+    assert 0.15 < offset["mean"] < 0.6 and spread["mean"] < 0.95
+    assert good["late_blocks"]["blocks"] == settle["late_blocks"]["blocks"] == 5
+    assert good["late_blocks"]["offset_max_abs"] < offset["mean"] + 5 * offset["std"]
+    assert settle["late_blocks"]["offset_max_abs"] > offset["mean"] + 5 * offset["std"]
+    assert settle["late_blocks"]["spread_max"] < spread["mean"] - 3 * spread["std"]
+    assert reports["good"]["250"]["late_blocks"]["blocks"] == 0   # its late frames start inside its one block
+    assert "reason" in reports["good"]["250"]["block_floor"]
+
+
+def test_block_floor_shrinks_with_more_samples() -> None:
+    rng = np.random.default_rng(3)
+    data = talking(rng, 1, 22_500)[0]
+    few, many = (block_floor(data, count, 1500, 250, 8, 250, draws=8, seed=0) for count in (16, 256))
+    assert many["offset_max_abs"]["mean"] < 0.4 * few["offset_max_abs"]["mean"]   # about 1 / sqrt(16)
+    assert 1 - many["spread_min"]["mean"] < 0.5 * (1 - few["spread_min"]["mean"])
+
+
+def test_data_stretches_cover_the_sequence_evenly_at_every_position() -> None:
+    """Every frame of a stretch is uniform over the sequence (wrapping round its end): on a ramp 0..N-1 each
+    position's mean over many stretches is the ramp's mean. Stretches that had to fit inside the sequence would
+    give position 0 a mean of (N - length) / 2 instead."""
+    ramp = np.arange(1000.0)[:, None]
+    cut = data_stretches(ramp, 20_000, 600, np.random.default_rng(4))
+    assert cut.shape == (20_000, 600, 1)
+    assert np.allclose(cut[:, [0, 300, 599], 0].mean(0), ramp.mean(), rtol=0.02)
+    assert np.all(np.diff(cut[:, :, 0], axis=1) % 1000 == 1)   # consecutive frames, wrapping at the end
 
 
 def test_slow_band_power_is_missing_in_the_settling_generator(reports) -> None:

@@ -12,7 +12,7 @@ import click
 from svgan.cli_types import OutputDir, OutputFile, write_summary
 from svgan.errors import fail, one_line_errors
 
-from .evaluate import EVAL_DIR, PLOTS, EvalConfig, evaluate_run, measured_horizons, write_plots
+from .evaluate import EVAL_DIR, PLOTS, EvalConfig, block_text, evaluate_run, measured_horizons, write_plots
 
 DEFAULTS = EvalConfig()
 HORIZON = DEFAULTS.horizon
@@ -31,7 +31,9 @@ HORIZON = DEFAULTS.horizon
               help="Independent 25-frame samples. Default: as many as the long set has windows "
                    "(--long x --long-frames / 25), so both window FDs carry the same sampling bias.")
 @click.option("--long", "long_", type=click.IntRange(min=1), default=DEFAULTS.long,
-              help="Long samples, each cut into non-overlapping 25-frame windows.")
+              help="Long samples, each cut into non-overlapping 25-frame windows. Fewer make the late blocks' "
+                   "spread and offset noisy (see their data floor in the JSON: with 16, the data themselves "
+                   "score offsets of 0.3 std).")
 @click.option("--long-frames", type=click.IntRange(min=DEFAULTS.metrics.min_loop_frames()),
               default=DEFAULTS.long_frames,
               help="Frames per long sample: the long FDs and the looping score use all of them, each horizon "
@@ -60,7 +62,8 @@ def main(run_dir: Path, data: Path | None, json_out: Path | None, plots_dir: Pat
     initial state, for the top PCA components:
       window FD of the window starting at 0, 1, 5, 10, 30, 60 s (one per long sample; "window_fd_floor":
         the FD of as many random training windows, what a perfect generator scores);
-      spread ratio (std / data std) and mean offset (in data stds) per 10-s block, top 8 components;
+      spread ratio (std / data std) and mean offset (in data stds) per 10-s block, top 8 components,
+        and their extremes over the late blocks next to what as many stretches of the data score ("block_floor");
       slow-band power (Welch, 0.02-0.3 Hz) of the late frames (after 10 s) against the data's, in dB,
         top 4; needs late stretches of 50 s and at least 125 s of training data, else null with the reason;
       autocorrelation at lags of 1, 2, 5, 10, 20 s, late frames against the data, top 4;
@@ -89,15 +92,15 @@ def main(run_dir: Path, data: Path | None, json_out: Path | None, plots_dir: Pat
 
 
 def horizon_lines(summary: dict[str, Any]) -> list[str]:
-    """One stderr line per measured horizon: window FD at the first and last start against the floor, the last
-    block's spread range and largest offset, the slow-band power."""
+    """One stderr line per measured horizon: window FD at each start against the floor, the late blocks' spread
+    range and largest offset against the data's floor (`block_text`), the slow-band power."""
     lines = []
     for key, h in measured_horizons(summary).items():
         fds = {k: e["fd"] for k, e in h["window_fd"].items() if e["fd"] is not None}
-        last, band = h["blocks"][-1], h["slow_band"]["power_db"]
+        band = h["slow_band"]["power_db"]
+        name, value = block_text(h)
         lines.append(f"horizon {key} frames: window FD at " + ", ".join(f"{k} s {v:.4g}" for k, v in fds.items())
-                     + f" (floor {h['window_fd_floor']['fd']:.4g}); last block spread {last['spread_min']:.2f}-"
-                     f"{last['spread_max']:.2f}, largest |offset| {last['offset_max_abs']:.2f}; slow band "
+                     + f" (floor {h['window_fd_floor']['fd']:.4g}); {name} {value}; slow band "
                      + ("n/a" if band is None else " ".join(f"{v:+.1f}" for v in band) + " dB"))
     return lines
 

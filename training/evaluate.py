@@ -4,7 +4,7 @@ G is sampled the way the paper evaluates it (§4): a "short" set of independent 
 window and a "long" set of 1,525-frame samples (the 1,500 frames the paper shows, plus one window so that the
 window starting at 60 s fits), both from the EMA generator that gets exported. Long samples are stepped frame by
 frame (the runtime's `init`/`step` path) and projected to the run's PCA coordinates a chunk at a time, so W+ is
-never held whole: 16 x 1,525 frames of 18 x 512 floats would be 900 MB, their 32 PCA coordinates are 3 MB.
+never held whole: 128 x 1,525 frames of 18 x 512 floats would be 7.2 GB, their 32 PCA coordinates are 25 MB.
 
 The long samples feed both the paper's figures (`motion_metrics.motion_report`: FDs over all their windows,
 looping score) and the long-horizon ones (`horizon_metrics.horizon_report`, DESIGN §5b: the same questions as
@@ -44,7 +44,12 @@ class EvalConfig:
     """What to sample. The paper used 2,048 short and 128 long (>= 128-frame) samples of images; in W+ far
     fewer suffice for stable FDs (see `motion_metrics.MotionMetricsConfig`).
 
-    `short` None means as many short samples as the long set has windows (16 x 1525 // 25 = 976): window FDs
+    `long` is 128, the paper's count: with 16 (the default until session 11) stretches of the demo world's own
+    codes score a largest late |offset| of 0.29 ± 0.08 std and spread down to 0.88 (`horizon_metrics.block_floor`),
+    so the long-horizon goals (0.2 std, 0.9-1.1) could not be told from noise; with 128 they score 0.10 ± 0.02
+    and 0.96-1.04. Sampling 128 x 1,525 frames of the small model takes ~20 s on one core.
+
+    `short` None means as many short samples as the long set has windows (128 x 1525 // 25 = 7,808): window FDs
     estimated from equally many windows carry the same sampling bias, so their long/short ratio compares like
     with like (with 512 short vs 960 long windows a perfect generator's ratio is about 0.8, not 1).
 
@@ -55,7 +60,7 @@ class EvalConfig:
     """
 
     short: int | None = None       # independent window-length samples (None: the long set's window count)
-    long: int = 16                 # long samples
+    long: int = 128                # long samples (see above)
     long_frames: int = 1525        # frames per long sample: the paper's 1,500 + one window (see above)
     seed: int = 0                  # short samples use seed, long ones seed + 1
     batch: int = 64                # samples generated at once
@@ -276,6 +281,20 @@ def measured_horizons(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {key: h for key, h in summary.get("horizon", {}).items() if "blocks" in h}
 
 
+def block_text(h: dict[str, Any]) -> tuple[str, str]:
+    """(name, value) of a horizon's spread and offset: over its late blocks against the data's floor for as many
+    samples (`horizon_metrics.block_floor`), or of its last block where no block is late (a 250-frame horizon)."""
+    late, floor = h["late_blocks"], h["block_floor"]
+    if not late["blocks"]:
+        last = h["blocks"][-1]
+        return (f"block {last['frames'][0]}-{last['frames'][1]}: spread min-max, largest |offset|",
+                f"{last['spread_min']:.2f}-{last['spread_max']:.2f}, {last['offset_max_abs']:.2f}")
+    return (f"late blocks: spread min-max, largest |offset| (data floor, {floor['samples']} samples)",
+            f"{late['spread_min']:.2f}-{late['spread_max']:.2f}, {late['offset_max_abs']:.2f} "
+            f"({floor['spread_min']['mean']:.2f}-{floor['spread_max']['mean']:.2f}, "
+            f"{floor['offset_max_abs']['mean']:.2f})")
+
+
 def _number(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}g}"
 
@@ -288,12 +307,10 @@ def horizon_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         return []
     key, h = list(horizons.items())[-1]
     fds = [(k, e["fd"]) for k, e in h["window_fd"].items() if e["fd"] is not None]
-    last = h["blocks"][-1]
     band = h["slow_band"]
     rows = [(f"window FD at {fds[0][0]} s / {fds[-1][0]} s ({key} frames; data floor)",
              f"{fds[0][1]:.4g} / {fds[-1][1]:.4g} ({h['window_fd_floor']['fd']:.4g})"),
-            (f"block {last['frames'][0]}-{last['frames'][1]}: spread min-max, largest |offset|",
-             f"{last['spread_min']:.2f}-{last['spread_max']:.2f}, {last['offset_max_abs']:.2f}"),
+            block_text(h),
             (f"slow-band power {band['band_hz'][0]:g}-{band['band_hz'][1]:g} Hz, late frames (dB)",
              "n/a (see JSON)" if band["power_db"] is None else " ".join(f"{v:+.1f}" for v in band["power_db"]))]
     return rows + [(f"looping score at {k} frames", _number(v["looping"]["score"], 3)) for k, v in horizons.items()]
@@ -401,11 +418,10 @@ def _plot_horizon_text(ax: Any, horizons: dict[str, dict[str, Any]]) -> None:
     ax.axis("off")
     lines = []
     for key, h in horizons.items():
-        last = h["blocks"][-1]
         band = h["slow_band"]["power_db"]
+        name, value = block_text(h)
         lines += [f"{key} frames ({h['seconds']:g} s), late frames {h['late_frames'][0]}-{h['late_frames'][1]}",
-                  f"  last block spread {last['spread_min']:.2f}-{last['spread_max']:.2f}, "
-                  f"largest |offset| {last['offset_max_abs']:.2f}",
+                  f"  {name}:", f"    {value}",
                   "  slow band " + ("n/a" if band is None else " ".join(f"{v:+.1f}" for v in band) + " dB"),
                   f"  looping score {_number(h['looping']['score'], 3)}", ""]
     ax.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8, transform=ax.transAxes)
