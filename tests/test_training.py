@@ -44,7 +44,8 @@ POOL = dict(pool_size=16, pool_fraction=0.5, pool_advance=5, pool_reset=0.25)
 SLOW = dict(slow_weight=1.0, slow_window=8, slow_stride=5, slow_components=4, slow_batch=4)
 MOMENTS = dict(POOL, late_moment_weight=1.0, late_moment_components=4)
 WINDOW_MOMENTS = dict(MOMENTS, late_moment_over="windows")
-OWN_WINDOW_MOMENTS = dict(WINDOW_MOMENTS, late_moment_windows=12)   # L_M from a draw of its own
+# L_M from a draw of its own, 12 windows balanced over 3 age strata of the pool
+AGED_WINDOW_MOMENTS = dict(WINDOW_MOMENTS, late_moment_windows=12, late_moment_ages=3)
 
 
 def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
@@ -57,8 +58,8 @@ def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
     return groups
 
 
-@pytest.mark.parametrize("options", [{}, POOL, SLOW, MOMENTS, OWN_WINDOW_MOMENTS],
-                         ids=["paper", "state-pool", "slow-critic", "late-moments", "late-window-moments-own-draw"])
+@pytest.mark.parametrize("options", [{}, POOL, SLOW, MOMENTS, AGED_WINDOW_MOMENTS],
+                         ids=["paper", "state-pool", "slow-critic", "late-moments", "late-window-moments-by-age"])
 def test_resume_continues_bit_for_bit(tmp_path, sequence, options):
     config = TrainConfig(epochs=3, **SMALL, **options)
     start_run(sequence, tmp_path / "straight", config).run(max_iterations=6)
@@ -147,17 +148,55 @@ def test_late_moments_measure_where_and_how_wide_windows_sit_against_the_data(tm
     assert float(moments(jitter) - moments(windows)) > 0.2
 
 
-@pytest.mark.parametrize("own", [0, 12])
-def test_late_moments_read_the_batch_pool_windows_or_a_draw_of_their_own(tmp_path, sequence, own):
+@pytest.mark.parametrize("own, ages, groups", [(0, 1, [4]), (12, 1, [12]), (12, 3, [4, 4, 4])])
+def test_late_moments_read_the_batch_pool_windows_or_a_draw_of_their_own(tmp_path, sequence, own, ages, groups):
     """The critic's batch keeps its 4 of 8 pool windows either way; with late_moment_windows the term reads its own
-    12 pool windows, each 25 steps of G with gradient, instead of the batch's 4."""
-    trainer = start_run(sequence, tmp_path / "run", TrainConfig(epochs=3, **SMALL,
-                                                                **dict(WINDOW_MOMENTS, late_moment_windows=own)))
+    12 pool windows, each 25 steps of G with gradient, instead of the batch's 4, and with late_moment_ages 3 it
+    reads them as 3 groups of 4, one per age stratum, and is their mean."""
+    trainer = start_run(sequence, tmp_path / "run", TrainConfig(
+        epochs=3, **SMALL, **dict(WINDOW_MOMENTS, late_moment_windows=own, late_moment_ages=ages)))
     seen = []
-    trainer.late_moments.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
-    trainer.train_iteration()
-    assert [w.shape[:2] for w in seen] == [(own or 4, 25)] and seen[0].requires_grad
+    trainer.late_moments.register_forward_hook(lambda module, inputs, output: seen.append((inputs[0], output)))
+    stats = trainer.train_iteration()
+    assert [w.shape[:2] for w, _ in seen] == [(n, 25) for n in groups] and seen[0][0].requires_grad
+    assert stats.late_moments == pytest.approx(float(torch.stack([out.detach() for _, out in seen]).mean()))
     assert trainer._fake_windows(8)[0].shape[0] == 8
+
+
+def test_an_age_balanced_draw_takes_each_stratum_of_the_pool_equally():
+    from svgan.training.state_pool import StatePool
+
+    pool = StatePool(12, 0.25, torch.device("cpu"))
+    pool.states = (torch.arange(12.0)[:, None],)    # state k is k, so the draw says which states it took
+    pool.ages = torch.tensor([50, 0, 75, 10, 300, 25, 100, 0, 200, 60, 20, 125])   # strata 0-20, 25-75, 100-300
+    (drawn,), sizes = pool.sample_by_age(7, 3, torch.Generator().manual_seed(0))
+    assert sizes == [3, 2, 2]
+    ages = pool.ages[drawn[:, 0].long()]
+    young, middle, old = ages.split(sizes)
+    assert young.max() <= 20 and 25 <= middle.min() and middle.max() <= 75 and old.min() >= 100
+    assert len(set(drawn[:, 0].tolist())) == 7   # without replacement
+    with pytest.raises(ValueError, match="need 5 per stratum"):
+        pool.sample_by_age(13, 3, torch.Generator())
+
+
+def test_moments_by_age_see_what_the_mixture_of_ages_hides():
+    """Young windows on one side of the data's mean and old ones on the other: together they are the data's
+    windows, and L_M over the mixture is about 0; per age stratum each half is 0.8 std off and narrow, as the demo
+    world's worst seed's pool was (docs/long-horizon.md §3e), and the mean of the strata's L_M says so."""
+    from svgan.training.late_moments import LateMoments
+    from svgan.training.slow_critic import PCAProjection
+
+    codes = make_sequence(SyntheticConfig(seconds=60, n_styles=4, style_dim=8))["wplus"]
+    pca, wplus = fit_pca(codes, 8, seed=0), torch.from_numpy(codes)
+    term = LateMoments(PCAProjection(pca, 4), wplus, over="windows", window=25)
+    windows = wplus.unfold(0, 25, 25).permute(0, 3, 1, 2)          # [60, 25, 4, 8]: the data's own windows
+    first = PCAProjection(pca, 4)(windows).mean(1)[:, 0]
+    order = first.argsort()                                         # "young" below the median, "old" above
+    young, old = windows[order[:30]], windows[order[30:]]
+    mixture = float(term(torch.cat([young, old])))
+    by_age = float((term(young) + term(old)) / 2)
+    # each half of a Gaussian is 0.8 std off its mean with 0.6 of its spread: 0.8^2 + log(0.6)^2 = 0.9 in PC 1
+    assert mixture < 0.01 and by_age > 0.7
 
 
 def test_late_moments_pull_the_pool_windows_towards_the_data(tmp_path, sequence):
@@ -201,6 +240,11 @@ def test_a_sequence_shorter_than_a_slow_window_is_refused(tmp_path, sequence):
     (dict(MOMENTS, late_moment_windows=17), "--late-moment-windows 17 is more than the 16 states of the pool"),
     (dict(POOL, late_moment_windows=8), "--late-moment-windows .* needs --late-moments"),
     (dict(MOMENTS, late_moment_windows=-1), "--late-moment-windows must be >= 0"),
+    (dict(WINDOW_MOMENTS, late_moment_ages=2), "--late-moment-ages splits L_M's own draw .* --late-moment-windows"),
+    (dict(WINDOW_MOMENTS, late_moment_windows=5, late_moment_ages=3), "at least 2 windows per age stratum"),
+    (dict(WINDOW_MOMENTS, late_moment_windows=16, late_moment_ages=3), "more than the 5 states each stratum"),
+    (dict(POOL, late_moment_ages=2), "--late-moment-ages .* needs --late-moments"),
+    (dict(MOMENTS, late_moment_ages=0), "--late-moment-ages must be >= 1"),
 ])
 def test_pool_settings_that_cannot_work_are_refused_up_front(tmp_path, sequence, options, message):
     from svgan.errors import UserError

@@ -81,6 +81,10 @@ DEFAULTS = TrainConfig()
               help="With --late-moments: pool windows drawn for the term alone at every generator step (the critic "
                    "never sees them), so it can estimate the moments from more windows than the batch's pool share. "
                    "0: the batch's own pool windows.")
+@click.option("--late-moment-ages", type=click.IntRange(min=1), default=DEFAULTS.late_moment_ages,
+              help="With --late-moment-windows: draw those windows evenly from this many age strata of the pool and "
+                   "ask each stratum for the data's moments (L_M is their mean), so that young and old states cannot "
+                   "sit on opposite sides of the data's mean. 1: one draw, its moments over all ages.")
 @click.option("--checkpoint-every", default=DEFAULTS.checkpoint_every, type=click.IntRange(min=1),
               help="Iterations between checkpoints.")
 @click.option("--max-iterations", type=click.IntRange(min=1), default=None,
@@ -96,8 +100,9 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
          lambda_gp: float, lambda_gap: float, no_gap: bool, ema: float, model_size: str, pool_size: int,
          pool_fraction: float, pool_advance: int, pool_reset: float, slow_weight: float, slow_window: int,
          slow_stride: int, slow_components: int, slow_batch: int, late_moment_weight: float,
-         late_moment_components: int, late_moment_over: str, late_moment_windows: int, checkpoint_every: int,
-         max_iterations: int | None, device: str, seed: int, resume: bool, json_out: Path | None) -> None:
+         late_moment_components: int, late_moment_over: str, late_moment_windows: int, late_moment_ages: int,
+         checkpoint_every: int, max_iterations: int | None, device: str, seed: int, resume: bool,
+         json_out: Path | None) -> None:
     """Train StyleVideoGAN's recurrent W+ generator on DATA (a W+ sequence from svgan-embed).
 
     WGAN-GP + gradient angle penalty, EMA of G, PCA-32 basis of the training codes saved in the run.
@@ -115,6 +120,7 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
                          slow_stride=slow_stride, slow_components=slow_components, slow_batch=slow_batch,
                          late_moment_weight=late_moment_weight, late_moment_components=late_moment_components,
                          late_moment_over=late_moment_over, late_moment_windows=late_moment_windows,
+                         late_moment_ages=late_moment_ages,
                          checkpoint_every=checkpoint_every, seed=seed, **copy.deepcopy(MODEL_SIZES[model_size]))
     config.check()
     sequence = load_wplus(data, window=config.window)

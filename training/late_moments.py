@@ -16,7 +16,10 @@ The windows are the batch's pool share, or (`late_moment_windows` N) a draw of N
 which the critic never sees (more pool windows in the critic's batch cost short samples). On the demo world 32 such
 windows left the late offset where 8 had (0.4 std) but improved long samples (docs/long-horizon.md §3b).
 Pool states have random ages (mean 1,250 frames at the defaults), so their frames stand for a long stream at a
-random time.
+random time, and their moments are those of a mixture of ages: on the demo world's worst seed young pool states sat
+0.5-0.7 std below the data's mean in PC 1 and old ones up to 1.0 above, L_M as small as on the good seeds, and its
+streams drifted through the minute. `late_moment_ages` K > 1 draws the term's own windows evenly from K age strata
+of the pool and takes the mean of the strata's L_M (the trainer's `_late_moments`), so each age must match.
 """
 
 from __future__ import annotations

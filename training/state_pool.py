@@ -62,6 +62,21 @@ class StatePool:
         chosen = torch.randperm(self.size, generator=noise, device=self.device)[:batch]
         return tuple(h[chosen] for h in self.states)
 
+    def sample_by_age(self, batch: int, strata: int, noise: torch.Generator
+                      ) -> tuple[tuple[torch.Tensor, ...], list[int]]:
+        """`batch` states drawn evenly from `strata` age strata (the pool sorted by age and cut into `strata`
+        equal parts, youngest first), returned stratum after stratum with the stratum sizes. A draw that is
+        balanced over ages lets a term ask every age for the data's moments, not only their mixture."""
+        order = torch.argsort(self.ages, stable=True)
+        sizes = [len(part) for part in torch.arange(batch).tensor_split(strata)]
+        chosen = [part[torch.randperm(len(part), generator=noise, device=self.device)[:n]]
+                  for part, n in zip(order.tensor_split(strata), sizes)]
+        if any(len(c) < n for c, n in zip(chosen, sizes)):
+            raise ValueError(f"{batch} states in {strata} age strata need {max(sizes)} per stratum; "
+                             f"the pool holds {self.size}")
+        chosen_all = torch.cat(chosen)
+        return tuple(h[chosen_all] for h in self.states), sizes
+
     def state_dict(self) -> dict[str, Any]:
         return {"states": list(self.states), "ages": self.ages}
 

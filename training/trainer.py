@@ -91,6 +91,7 @@ class TrainConfig:
     late_moment_components: int = 8   # top PCA components whose moments the pool windows must match
     late_moment_over: str = "frames"  # the moments of every frame, or of each window's mean ("windows")
     late_moment_windows: int = 0      # pool windows drawn for L_M alone each generator step (0: the batch's own)
+    late_moment_ages: int = 1         # age strata of that draw, each asked for the data's moments (1: their mixture)
     seed: int = 0
     generator: dict[str, Any] = field(default_factory=dict)   # TemporalGeneratorConfig overrides
     critic: dict[str, Any] = field(default_factory=dict)      # TemporalCriticConfig overrides
@@ -139,8 +140,24 @@ class TrainConfig:
                 raise UserError("--late-moments-over windows measures a spread of window means: it needs at least 2 "
                                 f"pool windows per batch, got {late_windows} (raise --late-moment-windows, "
                                 "--pool-fraction or --batch-size)")
+            if self.late_moment_ages > 1:
+                if not self.late_moment_windows:
+                    raise UserError("--late-moment-ages splits L_M's own draw of pool windows by age: it needs "
+                                    "--late-moment-windows")
+                if self.late_moment_windows < 2 * self.late_moment_ages:
+                    raise UserError(f"--late-moment-ages {self.late_moment_ages} needs at least 2 windows per age "
+                                    f"stratum: --late-moment-windows of at least {2 * self.late_moment_ages}, got "
+                                    f"{self.late_moment_windows}")
+                if self.pool_size // self.late_moment_ages < -(-self.late_moment_windows // self.late_moment_ages):
+                    raise UserError(f"--late-moment-windows {self.late_moment_windows} in {self.late_moment_ages} "
+                                    f"age strata is more than the {self.pool_size // self.late_moment_ages} states "
+                                    "each stratum of the pool holds")
         elif self.late_moment_windows:
             raise UserError("--late-moment-windows sets how many windows --late-moments reads: it needs --late-moments")
+        if self.late_moment_ages < 1:
+            raise UserError(f"--late-moment-ages must be >= 1, got {self.late_moment_ages}")
+        if self.late_moment_ages > 1 and not self.late_moment_weight:
+            raise UserError("--late-moment-ages splits the windows --late-moments reads: it needs --late-moments")
         if self.slow_weight < 0:
             raise UserError(f"--slow-weight must be >= 0, got {self.slow_weight}")
         if self.slow_weight:
@@ -317,13 +334,34 @@ class Trainer:
             wplus = torch.cat([wplus, self._pool_windows(n_pool)], 0)
         return wplus, (i, s, latents)
 
-    def _pool_windows(self, n: int) -> torch.Tensor:
-        """`n` windows of G that start from pool states (gradient through their own steps only)."""
+    def _filled_pool(self) -> StatePool:
         if not self.pool.filled:
             self.pool.fill(self.G, self.noise)
-        state = self.pool.sample(n, self.noise)
-        steps = torch.randn(n, self.config.window, self.G.config.latent_dim, generator=self.noise, device=self.device)
+        return self.pool
+
+    def _pool_windows(self, n: int) -> torch.Tensor:
+        """`n` windows of G that start from pool states (gradient through their own steps only)."""
+        return self._continue(self._filled_pool().sample(n, self.noise))
+
+    def _continue(self, state: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """One window of G from each of the states (gradient through its own steps only)."""
+        steps = torch.randn(state[0].shape[0], self.config.window, self.G.config.latent_dim, generator=self.noise,
+                            device=self.device)
         return self.G.rollout(state, steps)[0]
+
+    def _late_moments(self, wplus: torch.Tensor, batch: int) -> torch.Tensor:
+        """L_M of the generator step: on the batch's pool windows (the last of `wplus`), on a draw of its own, or,
+        with `late_moment_ages` > 1, the mean of L_M over a draw balanced across that many age strata of the pool:
+        a mixture of ages can have the data's moments while young states sit on one side of the data's mean and
+        old ones on the other, which streams show as a drift through the minutes (docs/long-horizon.md §3e)."""
+        config = self.config
+        if not config.late_moment_windows:
+            return self.late_moments(wplus[batch - config.pool_windows(batch):])
+        if config.late_moment_ages == 1:
+            return self.late_moments(self._pool_windows(config.late_moment_windows))
+        state, sizes = self._filled_pool().sample_by_age(config.late_moment_windows, config.late_moment_ages,
+                                                         self.noise)
+        return torch.stack([self.late_moments(w) for w in self._continue(state).split(sizes)]).mean()
 
     def _critic_step(self, real: torch.Tensor) -> torch.Tensor:
         """One WGAN-GP step of C; returns [loss, Wasserstein estimate, GP] on the device."""
@@ -364,10 +402,8 @@ class Trainer:
             loss = loss + self.config.slow_weight * generator_wgan_loss(self.C_slow(slow))
             self.C_slow.requires_grad_(True)
         late_moments = torch.full((), float("nan"), device=loss.device)
-        if self.late_moments is not None:  # its own draw of pool windows, or the batch's (its last, _fake_windows)
-            late_moments = self.late_moments(self._pool_windows(self.config.late_moment_windows)
-                                             if self.config.late_moment_windows
-                                             else wplus[batch - self.config.pool_windows(batch):])
+        if self.late_moments is not None:
+            late_moments = self._late_moments(wplus, batch)
             loss = loss + self.config.late_moment_weight * late_moments
         gap = phi_mean = torch.full((), float("nan"), device=loss.device)
         if use_gap:

@@ -7,8 +7,8 @@ mean and spread over seeds.
 
     .venv/bin/python docs/experiments/long_horizon_ablation.py OUT [--iterations 1500] [--seeds 0 1 2] \
         [--arms paper nogap pool pool-quarter pool-quarter-moments pool-quarter-window-moments
-        pool-quarter-window-moments-32 pool-eighth-window-moments-32 pool-quarter-window-moments-32-w3 slow
-        pool-slow] [--jobs 2] [--data CODES.npz]
+        pool-quarter-window-moments-32 pool-quarter-window-moments-32-ages4 pool-eighth-window-moments-32
+        pool-quarter-window-moments-32-w3 slow pool-slow] [--jobs 2] [--data CODES.npz]
 
 `--data` trains on a real W+ sequence (e.g. the demo world's actor, `svgan-embed --aligned`) instead of the
 synthetic one. OUT gets data.npz (the synthetic sequence, when no --data), one run folder per arm and seed (with
@@ -49,6 +49,11 @@ ARMS: dict[str, list[str]] = {
     # the late windows' mean without taking more of the critic's attention from init(i) windows
     "pool-quarter-window-moments-32": ["--pool-size", "256", "--pool-fraction", "0.25", "--late-moments", "1",
                                        "--late-moments-over", "windows", "--late-moment-windows", "32"],
+    # the 32 windows drawn evenly from 4 age strata of the pool, each stratum asked for the data's moments: seed 0's
+    # pool had young states below the data's mean and old ones above, with a centred mixture (long-horizon.md §3e)
+    "pool-quarter-window-moments-32-ages4": ["--pool-size", "256", "--pool-fraction", "0.25", "--late-moments", "1",
+                                             "--late-moments-over", "windows", "--late-moment-windows", "32",
+                                             "--late-moment-ages", "4"],
     # an eighth of the critic's batch from the pool (L_M keeps its 32 windows): do init(i) windows get back the
     # critic's attention, and short samples the paper's quality, while L_M holds the long run?
     "pool-eighth-window-moments-32": ["--pool-size", "256", "--pool-fraction", "0.125", "--late-moments", "1",
