@@ -1,0 +1,73 @@
+"""Where a run's pool states sit, by their age (issue 13, docs/long-horizon.md §3e).
+
+L_M (`--late-moments`) asks the pool's windows for the data's mean and spread, but the pool holds states of every
+age (geometric, mean 1,250 frames at the defaults), so L_M sees the moments of a mixture of ages. This rolls one
+25-frame window of G (the weights the pool follows, not G_ema) from each of the run's saved pool states, projects
+each window's mean onto the run's top 4 PCA components, and reports the mean offset from the data's window means
+(in the data's frame stds, as `svgan-eval`'s blocks) per age bin: a run whose young and old states sit on opposite
+sides of the data's mean while the whole pool is centred drifts through a stream's minutes with L_M satisfied.
+
+    .venv/bin/python docs/experiments/pool_ages.py RUN [RUN ...] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from svgan.models import PCABasis, TemporalGenerator, TemporalGeneratorConfig
+from svgan.models.run import PCA_FILE, load_run_checkpoint
+from svgan.training.evaluate import recorded_data_path
+from svgan.training.wplus_data import load_wplus
+
+AGE_BINS = (0, 250, 750, 1500, 3000)   # frames: 0-10 s, 10-30 s, 30-60 s, 1-2 min, over 2 min
+COMPONENTS = 4
+WINDOW = 25
+
+
+def offsets_by_age(run: Path) -> dict[str, dict[str, object]]:
+    state = load_run_checkpoint(run)
+    if not state.get("pool"):
+        raise SystemExit(f"{run}: the run has no state pool")
+    generator = TemporalGenerator(TemporalGeneratorConfig(**state["generator_config"]))
+    generator.load_state_dict(state["G"])
+    pca = PCABasis.load(run / PCA_FILE)
+    real = pca.project(load_wplus(recorded_data_path(run)).wplus)[:, :COMPONENTS]
+    states = tuple(state["pool"]["states"])
+    ages = state["pool"]["ages"].numpy()
+    steps = torch.randn(len(ages), WINDOW, generator.config.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        windows = generator.eval().rollout(states, steps)[0].numpy()
+    offset = (pca.project(windows)[:, :, :COMPONENTS].mean(1) - real.mean(0)) / real.std(0)
+    edges = (*AGE_BINS, np.inf)
+    report = {}
+    for low, high in zip(edges[:-1], edges[1:]):
+        chosen = (ages >= low) & (ages < high)
+        report[f"{low}-{high:g}"] = {"states": int(chosen.sum()),
+                                     "offset": np.round(offset[chosen].mean(0).astype(float), 3).tolist() if chosen.any() else None}
+    report["all"] = {"states": len(ages), "offset": np.round(offset.mean(0).astype(float), 3).tolist()}
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    report = {}
+    for run in args.runs:
+        report[run.name] = offsets_by_age(run)
+        print(run.name, json.dumps(report[run.name]), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"age_bins_frames": AGE_BINS, "components": COMPONENTS,
+                                         "offset": "mean over the bin's states of (window mean - data mean) / data std",
+                                         "runs": report}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
