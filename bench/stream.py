@@ -41,7 +41,8 @@ def run_stream_bench(config: StreamBenchConfig) -> dict:
     r = bundle.resolution
 
     def renderer(seed: int):
-        return make_renderer(backend, bundle.latent_dim, offset, seed, config.batch, yuv420p=True)
+        return make_renderer(backend, bundle.latent_dim, offset, seed, config.batch, yuv420p=True,
+                             burn_in=bundle.burn_in)
 
     renderer(0).submit(config.batch)()  # sessions, memory pools and kernels warm up once
 

@@ -214,14 +214,15 @@ def _load_inputs(run_dir: Path, psp_path: Path, progress: Progress):
 def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: str | os.PathLike, *,
                   fp16: bool = False, trt: bool = False, opset: int | None = None,
                   batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, truncation_psi: float = DEFAULT_TRUNCATION_PSI,
-                  force: bool = False, parity_batch: int | None = None, torch_weights: bool = True,
+                  burn_in: int = 0, force: bool = False, parity_batch: int | None = None, torch_weights: bool = True,
                   domain_samples: int = REFERENCE_SAMPLES,
                   progress: Progress = lambda message: None) -> dict[str, Any]:
     """Export run `run_dir` + pSp `psp_path` as a bundle at `out`; returns the manifest (also in `out/manifest.json`).
 
     `torch_weights=False` leaves out `weights.safetensors` (the torch backend's weights): smaller, ONNX/TensorRT only.
     `domain_samples` random faces measure the in-domain reconstruction PSNR (`domain_reference`, runtime/domain.py)
-    that `svgan-stream --identity` judges images against; 0 leaves it out.
+    that `svgan-stream --identity` judges images against; 0 leaves it out. `burn_in` is recorded for the runtime:
+    G's steps from `init(i)` before a stream's first frame.
 
     Raises `UserError` (one line) for bad input, a failed parity check or a missing TensorRT; nothing is left
     under `out` unless the whole bundle was written.
@@ -249,6 +250,8 @@ def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: 
         raise UserError(f"--truncation-psi must be in (0, 1], got {truncation_psi}")
     if domain_samples < 0:
         raise UserError(f"--domain-samples must be >= 0, got {domain_samples}")
+    if burn_in < 0:
+        raise UserError(f"--burn-in must be >= 0, got {burn_in}")
 
     generator, meta, psp, pca_path = _load_inputs(run_dir, psp_path, progress)
     progress(f"hashing {psp_path.name} and {run_dir.name}/checkpoint.pt")
@@ -344,6 +347,7 @@ def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: 
             "n_styles": c.n_styles, "style_dim": c.style_dim,
             "latent_dim": c.latent_dim, "state_sizes": [c.hidden_dim] * (c.n_cells - 1) + [c.latent_dim],
             "fps": float(meta["fps"]), "opset": opset, "truncation_psi": float(truncation_psi),
+            "burn_in": int(burn_in),
             "batch_sizes": list(batch_sizes),
             "graphs": graphs, "files": files, "engines": engines,
             # By name and sha256 only: a path of this machine means nothing where the bundle is used.

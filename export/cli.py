@@ -53,6 +53,11 @@ def summary(manifest: dict, out: Path) -> dict:
               help="Batch sizes the runtime will use: one TensorRT optimisation profile each.")
 @click.option("--truncation-psi", default=DEFAULT_TRUNCATION_PSI, type=FiniteRange(0, 1),
               help="Truncation for random identities, recorded in the manifest for svgan-stream.")
+@click.option("--burn-in", default=0, type=click.IntRange(min=0),
+              help="G's steps from its initial state before a stream's first frame, recorded in the manifest for "
+                   "svgan-stream and svgan-serve. A model trained with a state pool is at its worst in its first "
+                   "second and better from frame 25 on (`svgan-eval --burn-in` measures it; docs/long-horizon.md "
+                   "§3e); 0 shows the paper's model from its start, where it is best.")
 @click.option("--no-torch-weights", "no_torch_weights", is_flag=True,
               help="Leave out weights.safetensors, the PyTorch weights that `svgan-stream --backend torch` runs "
                    "(1,224 MB at 1024 with the paper's widths, about as much again as the ONNX graphs); such a "
@@ -67,7 +72,7 @@ def summary(manifest: dict, out: Path) -> dict:
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors(TOOL)
 def main(run: Path, psp: Path, out: Path, trt: bool, fp16: bool, opset: int, batch_sizes: tuple[int, ...],
-         truncation_psi: float, no_torch_weights: bool, domain_samples: int, force: bool,
+         truncation_psi: float, burn_in: int, no_torch_weights: bool, domain_samples: int, force: bool,
          json_out: Path | None) -> None:
     """Export training run RUN and the pSp checkpoint as one self-describing bundle.
 
@@ -79,7 +84,7 @@ def main(run: Path, psp: Path, out: Path, trt: bool, fp16: bool, opset: int, bat
     """
     start = time.perf_counter()
     manifest = export_bundle(run, psp, out, fp16=fp16, trt=trt, opset=opset,
-                             batch_sizes=batch_sizes, truncation_psi=truncation_psi,
+                             batch_sizes=batch_sizes, truncation_psi=truncation_psi, burn_in=burn_in,
                              force=force, torch_weights=not no_torch_weights, domain_samples=domain_samples,
                              progress=_progress)
     result = summary(manifest, out)

@@ -79,6 +79,11 @@ class Bundle:
         return float(self.manifest.get("fps", 25.0))
 
     @property
+    def burn_in(self) -> int:
+        """G's steps from `init(i)` before a stream's first frame (0 in bundles from before it existed)."""
+        return int(self.manifest.get("burn_in", 0))
+
+    @property
     def encoder_input_size(self) -> int:
         """Side of the aligned faces the encoder reads (256 for pSp's FFHQ encoder; bundles before it was recorded)."""
         return int(self.manifest.get("encoder_input_size", 256))
@@ -187,6 +192,9 @@ def load_bundle(path: str | os.PathLike, verify: bool = False) -> Bundle:
     missing = [name for name in GRAPHS if name not in manifest.get("graphs", {})]
     if missing:
         raise BundleError(f"{manifest_path} lists no graph '{missing[0]}'")
+    burn_in = manifest.get("burn_in", 0)
+    if not isinstance(burn_in, int) or isinstance(burn_in, bool) or burn_in < 0:
+        raise BundleError(f"{manifest_path}: burn_in must be a whole number of G steps >= 0, got {burn_in!r}")
     for name in manifest_files(manifest):
         if not (path / name).is_file():
             raise BundleError(f"{path} is incomplete: {name} is missing")

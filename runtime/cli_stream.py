@@ -113,7 +113,8 @@ def main(bundle_dir: Path, identity: Path | None, aligned: bool, strict: bool, s
     offset = identity_offset(actor.wplus, bundle.pca())
     fps = fps or bundle.fps
     # A GPU renderer may hand over yuv420p (half the bytes of RGB); the sink takes it only without upscaling.
-    renderer = make_renderer(engine, bundle.latent_dim, offset, seed, batch, yuv420p=upscale == 1)
+    renderer = make_renderer(engine, bundle.latent_dim, offset, seed, batch, yuv420p=upscale == 1,
+                             burn_in=bundle.burn_in)
     stats = StreamStats(fps_target=fps, setup_seconds=time.perf_counter() - start,
                         extra={"backend": backend, "device": device, "batch": batch,
                                "resolution": bundle.resolution,

@@ -74,22 +74,30 @@ class Renderer(Protocol):
 
 
 class MotionSource:
-    """G's trajectory for one stream, offset onto the actor: yields batches of W+ codes forever."""
+    """G's trajectory for one stream, offset onto the actor: yields batches of W+ codes forever. The first code is
+    frame `burn_in` of G's trajectory: the bundle's burn-in steps are taken, and their codes dropped, first."""
 
-    def __init__(self, backend: Backend, latent_dim: int, offset: np.ndarray, seed: int):
+    def __init__(self, backend: Backend, latent_dim: int, offset: np.ndarray, seed: int, burn_in: int = 0):
         self.backend = backend
         self.latent_dim = latent_dim
         self.offset = offset
+        self.burn_in = burn_in
         self.rng = np.random.default_rng([seed, 1])  # the identity's draw uses `seed` itself
         self.state: State | None = None
+
+    def _step(self) -> np.ndarray:
+        s = self.rng.standard_normal((1, self.latent_dim), dtype=np.float32)
+        self.state, w = self.backend.generator_step(s, self.state)
+        return w
 
     def _next_code(self) -> np.ndarray:
         if self.state is None:
             i = self.rng.standard_normal((1, self.latent_dim), dtype=np.float32)
             self.state, w = self.backend.generator_init(i)
+            for _ in range(self.burn_in):
+                w = self._step()
         else:
-            s = self.rng.standard_normal((1, self.latent_dim), dtype=np.float32)
-            self.state, w = self.backend.generator_step(s, self.state)
+            w = self._step()
         return w[0]
 
     def codes(self, count: int) -> np.ndarray:
@@ -112,13 +120,14 @@ class CodeRenderer:
 
 
 def make_renderer(backend: Backend, latent_dim: int, offset: np.ndarray, seed: int, batch: int,
-                  yuv420p: bool = False) -> Renderer:
+                  yuv420p: bool = False, burn_in: int = 0) -> Renderer:
     """The backend's own renderer where it has one (torch: one CUDA graph per batch), else `CodeRenderer`.
-    `yuv420p` allows the renderer to hand over yuv420p instead of RGB (the sink must take it: no upscaling)."""
+    `yuv420p` allows the renderer to hand over yuv420p instead of RGB (the sink must take it: no upscaling);
+    `burn_in` G steps are taken before the first frame (the bundle's `burn_in`)."""
     own = getattr(backend, "stream_renderer", None)
     if own is not None:
-        return own(latent_dim, offset, seed, batch, yuv420p)
-    return CodeRenderer(backend, MotionSource(backend, latent_dim, offset, seed))
+        return own(latent_dim, offset, seed, batch, yuv420p, burn_in)
+    return CodeRenderer(backend, MotionSource(backend, latent_dim, offset, seed, burn_in))
 
 
 def sink_writer(sink) -> Callable[[FrameBatch], None]:

@@ -112,10 +112,11 @@ class TorchBackend:
             raise UserError("this torch backend was built without pSp's encoder")
         return (self.psp.encoder(self.tensor(image)) + self.psp.latent_avg).cpu().numpy()
 
-    def stream_renderer(self, latent_dim: int, offset: np.ndarray, seed: int, batch: int, yuv420p: bool):
+    def stream_renderer(self, latent_dim: int, offset: np.ndarray, seed: int, batch: int, yuv420p: bool,
+                        burn_in: int = 0):
         from .torch_stream import TorchStreamRenderer
 
-        return TorchStreamRenderer(self, latent_dim, offset, seed, batch, yuv420p)
+        return TorchStreamRenderer(self, latent_dim, offset, seed, batch, yuv420p, burn_in)
 
 
 def capture(body, warmup: int = 2) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:

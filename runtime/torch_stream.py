@@ -33,14 +33,18 @@ HOST_BUFFERS = 2
 
 class TorchStreamRenderer:
     def __init__(self, backend: TorchBackend, latent_dim: int, offset: np.ndarray, seed: int, batch: int,
-                 yuv420p: bool):
+                 yuv420p: bool, burn_in: int = 0):
         self.backend = backend
         self.batch = batch
         self.format = "yuv420p" if yuv420p else "rgb24"
         self.rng = np.random.default_rng([seed, 1])  # as MotionSource: the identity's draw uses `seed` itself
         i = self.rng.standard_normal((1, latent_dim), dtype=np.float32)
         with torch.no_grad():
-            self.state = [h.clone() for h in backend.generator.init(backend.tensor(i))[0]]
+            state = backend.generator.init(backend.tensor(i))[0]
+            for _ in range(burn_in):  # one draw per step, as MotionSource takes them
+                s = self.rng.standard_normal((1, latent_dim), dtype=np.float32)
+                state = backend.generator.advance(backend.tensor(s), state)
+            self.state = [h.clone() for h in state]
         self.s = torch.zeros(batch, 1, latent_dim, device=backend.device)
         self.offset = backend.tensor(offset)
         self.ahead = 1 if backend.cuda else 0

@@ -32,7 +32,8 @@ def stream_motion(request: StreamRequest, bundle: Bundle, backend: Backend, pca:
     or 413 for a huge image)."""
     actor = _identity(request, bundle, backend, max_image_pixels)
     warning = _domain_warning(actor, request, bundle, backend)
-    return MotionSource(backend, bundle.latent_dim, identity_offset(actor.wplus, pca), request.seed), warning
+    return (MotionSource(backend, bundle.latent_dim, identity_offset(actor.wplus, pca), request.seed, bundle.burn_in),
+            warning)
 
 
 def _domain_warning(actor: Identity, request: StreamRequest, bundle: Bundle, backend: Backend) -> str | None:

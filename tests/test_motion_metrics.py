@@ -157,6 +157,18 @@ def report_of(run_dir: Path, data: Path) -> dict:
     return motion_report(short, long, pca.project(load_wplus(data).wplus))
 
 
+def test_a_burn_in_drops_the_first_frames_of_the_same_draws(runs) -> None:
+    """`svgan-eval --burn-in N` scores what a bundle exported with that burn-in streams: frames N.. of G's
+    trajectory from the same inputs."""
+    generator, _ = load_run_generator(runs["trained"])
+    pca = PCABasis.load(runs["trained"] / PCA_FILE)
+    whole = sample_pca_trajectories(generator, pca, 3, 50, seed=2, chunk=7)
+    # equal up to float rounding: the projection's chunks start at other frames
+    np.testing.assert_allclose(sample_pca_trajectories(generator, pca, 3, 40, seed=2, chunk=7, burn_in=10),
+                               whole[:, 10:], atol=1e-5)
+    assert np.abs(whole[:, 10] - whole[:, 0]).max() > 1e-2
+
+
 @pytest.mark.slow
 def test_metrics_separate_a_trained_generator_from_an_untrained_one(runs) -> None:
     """Measured on this CPU (2 cores), with the critic standardising its input (session 3, batch 32): untrained G
@@ -189,12 +201,13 @@ def test_cli_writes_json_and_plots(runs, tmp_path) -> None:
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "data": str(runs["data"])}))  # as newer runs record it
     done = svgan_eval(str(run), "--json", "-", "--plots", str(tmp_path / "plots"),
-                      "--short", "64", "--long", "2", "--long-frames", "300")
+                      "--short", "64", "--long", "2", "--long-frames", "300", "--burn-in", "25")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)  # stdout holds the JSON and nothing else
     for key in ("short", "long", "self", "looping", "long_short_window_fd_ratio", "plots", "horizon"):
         assert key in summary
     assert summary["data"] == str(runs["data"]) and summary["long"]["windows"] == 2 * 12
+    assert summary["settings"]["burn_in"] == 25
     # --long-frames 300 holds the 250-frame horizon (its 10-s window reaches frame 275); 1,500 gets a reason.
     assert summary["horizon"]["250"]["window_fd"]["10"]["fd"] is not None
     assert "--long-frames" in summary["horizon"]["1500"]["reason"]

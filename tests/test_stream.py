@@ -187,6 +187,24 @@ def test_ort_backend_steps_like_the_bundle_says(tiny_bundle):
     assert rgb.dtype == np.uint8 and rgb.shape == (4, 64, 64, 3)
 
 
+@pytest.mark.parametrize("burn_in, problem", [(25, None), (-1, "burn_in must be a whole number"),
+                                               (2.5, "burn_in must be a whole number")])
+def test_the_manifest_burn_in_is_read_and_checked(tiny_bundle, tmp_path, burn_in, problem):
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    assert manifest["burn_in"] == 0   # svgan-export's default: streams start at G's initial state
+    copy = tmp_path / "bundle"
+    copy.mkdir()
+    for path in tiny_bundle.iterdir():
+        if path.name != "manifest.json":
+            (copy / path.name).symlink_to(path)
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "burn_in": burn_in}))
+    if problem is None:
+        assert load_bundle(copy).burn_in == 25
+    else:
+        with pytest.raises(BundleError, match=problem):
+            load_bundle(copy)
+
+
 def test_corrupt_bundle_file_is_caught_by_verify(tiny_bundle, tmp_path):
     import shutil
 

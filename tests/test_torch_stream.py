@@ -101,6 +101,20 @@ def test_torch_stream_renderer_renders_the_generic_paths_frames(backends):
     assert expected.std(axis=0).mean() > 1  # the frames move
 
 
+def test_burn_in_starts_the_stream_that_many_frames_in_on_both_paths(backends):
+    """A bundle's burn-in drops G's first N frames: a stream with burn-in 7 is the same seed's stream without it
+    from frame 7 on, on the generic path (the same calls, so bit for bit) and on the torch renderer."""
+    bundle, ort_backend, torch_backend = backends
+    offset = np.zeros((bundle.n_styles, bundle.style_dim), np.float32)
+    plain = MotionSource(ort_backend, bundle.latent_dim, offset, 4).codes(12)
+    np.testing.assert_array_equal(MotionSource(ort_backend, bundle.latent_dim, offset, 4, burn_in=7).codes(5),
+                                  plain[7:])
+    assert np.abs(plain[7] - plain[0]).max() > 1e-3   # the first frames differ: dropping them shows
+    expected = reference_frames(bundle, ort_backend, offset, 4, 12, 6)[7:]
+    got = stream_frames(make_renderer(torch_backend, bundle.latent_dim, offset, 4, 5, burn_in=7), 5, 5).pixels
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2
+
+
 def test_torch_stream_renderer_hands_over_yuv420p_as_the_cpu_sink_converts(backends):
     bundle, ort_backend, torch_backend = backends
     offset = np.zeros((bundle.n_styles, bundle.style_dim), np.float32)

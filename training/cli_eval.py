@@ -43,12 +43,15 @@ HORIZON = DEFAULTS.horizon
               help="Report the long-horizon metrics for the stream's first N frames (repeat for several; the "
                    "paper's t = 250 and its 1,500-frame samples by default). A horizon longer than "
                    "--long-frames is reported as null with the reason.")
+@click.option("--burn-in", default=DEFAULTS.burn_in, type=click.IntRange(min=0),
+              help="G's steps from its initial state before each sample's first frame: score streams as a bundle "
+                   "exported with `svgan-export --burn-in N` shows them (every figure's time 0 is then frame N).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Device G is sampled on.")
 @click.option("--seed", default=DEFAULTS.seed, type=click.IntRange(min=0),
               help="Seeds G's inputs (short: SEED, long: SEED + 1).")
 @one_line_errors("svgan-eval")
 def main(run_dir: Path, data: Path | None, json_out: Path | None, plots_dir: Path | None, short: int | None,
-         long_: int, long_frames: int, horizons: tuple[int, ...], device: str, seed: int) -> None:
+         long_: int, long_frames: int, horizons: tuple[int, ...], burn_in: int, device: str, seed: int) -> None:
     """Score the motion of RUN's EMA generator against its W+ training sequence.
 
     \b
@@ -75,7 +78,7 @@ def main(run_dir: Path, data: Path | None, json_out: Path | None, plots_dir: Pat
 
         if not torch.cuda.is_available():
             fail("svgan-eval", "--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
-    config = EvalConfig(short=short, long=long_, long_frames=long_frames, seed=seed,
+    config = EvalConfig(short=short, long=long_, long_frames=long_frames, seed=seed, burn_in=burn_in,
                         horizon=dataclasses.replace(HORIZON, horizons=tuple(sorted(set(horizons)))))
     evaluation = evaluate_run(run_dir, data, config, device,
                               progress=lambda message: click.echo(f"svgan-eval: {message}", err=True))

@@ -15,6 +15,7 @@ the first T frames of a long sample are exactly a T-frame sample: one long set s
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import textwrap
@@ -63,6 +64,7 @@ class EvalConfig:
     long: int = 128                # long samples (see above)
     long_frames: int = 1525        # frames per long sample: the paper's 1,500 + one window (see above)
     seed: int = 0                  # short samples use seed, long ones seed + 1
+    burn_in: int = 0               # G steps before a sample's first frame (a bundle's burn-in, svgan-export)
     batch: int = 64                # samples generated at once
     chunk: int = 50                # frames of W+ held per batch before projecting to PCA (batch x chunk x
                                    # 18 x 512 floats: 118 MB at the defaults)
@@ -84,12 +86,13 @@ class Evaluation:
 
 @torch.no_grad()
 def sample_pca_trajectories(generator: TemporalGenerator, pca: PCABasis, count: int, length: int, seed: int,
-                            device: str = "cpu", batch: int = 64, chunk: int = 50) -> np.ndarray:
+                            device: str = "cpu", batch: int = 64, chunk: int = 50, burn_in: int = 0) -> np.ndarray:
     """`count` trajectories of `length` frames from G, in PCA coordinates: [count, length, k] float32.
 
-    Stepped with `init`/`step` like the runtime; W+ is moved to the CPU and projected every `chunk` frames.
-    The inputs come from a torch generator seeded with `seed`, drawn batch after batch, so a result depends
-    only on (seed, count, length, batch).
+    Stepped with `init`/`step` like the runtime, the first `burn_in` frames dropped (a bundle's burn-in: the
+    stream starts there); W+ is moved to the CPU and projected every `chunk` frames. The inputs come from a torch
+    generator seeded with `seed`, drawn batch after batch, so a result depends only on (seed, count, length,
+    batch, burn_in).
     """
     rng = torch.Generator(device=device).manual_seed(seed)
     out = np.empty((count, length, len(pca.components)), np.float32)
@@ -97,7 +100,8 @@ def sample_pca_trajectories(generator: TemporalGenerator, pca: PCABasis, count: 
         n = min(batch, count - start)
         held: list[torch.Tensor] = []
         done = 0
-        for w in _stepped(generator, *generator.sample_inputs(n, length, generator=rng, device=device)):
+        inputs = generator.sample_inputs(n, burn_in + length, generator=rng, device=device)
+        for w in itertools.islice(_stepped(generator, *inputs), burn_in, None):
             held.append(w)
             if len(held) == chunk or done + len(held) == length:
                 out[start:start + n, done:done + len(held)] = pca.project(torch.stack(held, 1).cpu().numpy())
@@ -150,10 +154,10 @@ def evaluate_run(run_dir: Path, data: Path | None = None, config: EvalConfig = E
     real = pca.project(sequence.wplus)
     progress(f"sampling {config.short_count()} short samples of {config.metrics.window} frames")
     short = sample_pca_trajectories(generator, pca, config.short_count(), config.metrics.window, config.seed,
-                                    device, config.batch, config.chunk)
+                                    device, config.batch, config.chunk, config.burn_in)
     progress(f"sampling {config.long} long samples of {config.long_frames} frames")
     long = sample_pca_trajectories(generator, pca, config.long, config.long_frames, config.seed + 1,
-                                   device, config.batch, config.chunk)
+                                   device, config.batch, config.chunk, config.burn_in)
     progress("computing Fréchet distances and the looping score")
     summary = {"run": str(run_dir), "data": str(data), "iteration": meta["iteration"],
                "frames": len(sequence.wplus), "fps": sequence.fps,

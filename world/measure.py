@@ -68,7 +68,8 @@ def new_actors(seeds: Sequence[int], size: int) -> list[NewActor]:
 
 def motion_codes(backend: Backend, bundle: Bundle, frames: int, seed: int) -> np.ndarray:
     """G's trajectory for the training actor, [frames, n_styles, style_dim], stepped as the stream steps it."""
-    source = MotionSource(backend, bundle.latent_dim, np.zeros((bundle.n_styles, bundle.style_dim), np.float32), seed)
+    source = MotionSource(backend, bundle.latent_dim, np.zeros((bundle.n_styles, bundle.style_dim), np.float32), seed,
+                          bundle.burn_in)
     return source.codes(frames)
 
 
