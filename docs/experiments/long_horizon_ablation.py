@@ -10,8 +10,9 @@ mean and spread over seeds.
         pool-quarter-window-moments-32 pool-quarter-window-moments-32-ages4 pool-eighth-window-moments-32
         pool-quarter-window-moments-32-w3 slow pool-slow] [--jobs 2] [--data CODES.npz]
 
-`--data` trains on a real W+ sequence (e.g. the demo world's actor, `svgan-embed --aligned`) instead of the
-synthetic one. OUT gets data.npz (the synthetic sequence, when no --data), one run folder per arm and seed (with
+`--finished` trains nothing and reports every finished run under OUT (ablation.json otherwise holds only the arms
+and seeds given). `--data` trains on a real W+ sequence (e.g. the demo world's actor, `svgan-embed --aligned`)
+instead of the synthetic one. OUT gets data.npz (the synthetic sequence, when no --data), one run folder per arm and seed (with
 eval.json), and ablation.json. An interrupted ablation resumes: finished runs are kept, a run that stopped part-way
 continues with `--resume`.
 """
@@ -171,6 +172,9 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", choices=sorted(ARMS), default=list(ARMS))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--data", type=Path, help="a W+ sequence to train on instead of the synthetic one")
+    parser.add_argument("--finished", action="store_true",
+                        help="train nothing: report every finished run under OUT (re-scoring those scored before "
+                             "the block floor), whatever its arm and seed")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     data = args.data.resolve() if args.data else args.out / "data.npz"
@@ -181,6 +185,12 @@ def main() -> None:
 
         save_npz(data, make_sequence(SyntheticConfig(**DATA)))
     jobs = [(arm, seed) for seed in args.seeds for arm in args.arms]
+    if args.finished:
+        found = {(json.loads(path.read_text())["arm"], json.loads(path.read_text())["seed"])
+                 for path in args.out.glob("*-seed*/eval.json")}
+        jobs = [(arm, seed) for arm in ARMS for seed in sorted(s for a, s in found if a == arm)]
+        args.arms = [arm for arm in ARMS if any(a == arm for a, _ in jobs)]
+        args.seeds = sorted({seed for _, seed in jobs})
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda job: train_and_evaluate(args.out, data, *job, args.iterations), jobs))
     report = {"data": str(args.data) if args.data else DATA, "common": " ".join(COMMON), "arms": {k: " ".join(v) for k, v in ARMS.items()},
