@@ -13,8 +13,8 @@ mean and spread over seeds.
 `--finished` trains nothing and reports every finished run under OUT (ablation.json otherwise holds only the arms
 and seeds given). `--data` trains on a real W+ sequence (e.g. the demo world's actor, `svgan-embed --aligned`)
 instead of the synthetic one. OUT gets data.npz (the synthetic sequence, when no --data), one run folder per arm
-and seed (with eval.json), and ablation.json. An interrupted ablation resumes: finished runs are kept, a run that stopped part-way
-continues with `--resume`.
+and seed (with eval.json), and ablation.json. An interrupted ablation resumes: finished runs are kept, a run that
+stopped part-way continues with `--resume`.
 """
 
 from __future__ import annotations
