@@ -12,8 +12,7 @@ sides of the data's mean while the whole pool is centred drifts through a stream
 
 from __future__ import annotations
 
-import argparse
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,9 @@ from svgan.models import PCABasis, TemporalGenerator, TemporalGeneratorConfig
 from svgan.models.run import PCA_FILE, load_run_checkpoint
 from svgan.training.evaluate import recorded_data_path
 from svgan.training.wplus_data import load_wplus
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run_report import per_run_main  # noqa: E402  (the sibling experiments' command line)
 
 AGE_BINS = (0, 250, 750, 1500, 3000)   # frames: 0-10 s, 10-30 s, 30-60 s, 1-2 min, over 2 min
 COMPONENTS = 4
@@ -54,19 +56,9 @@ def offsets_by_age(run: Path) -> dict[str, dict[str, object]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", type=Path, nargs="+")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    report = {}
-    for run in args.runs:
-        report[run.name] = offsets_by_age(run)
-        print(run.name, json.dumps(report[run.name]), flush=True)
-    if args.json:
-        args.json.write_text(json.dumps({"age_bins_frames": AGE_BINS, "components": COMPONENTS,
-                                         "offset": "mean over the bin's states of (window mean - data mean) / data std",
-                                         "runs": report}, indent=2) + "\n")
+    per_run_main(__doc__, offsets_by_age,
+                 {"age_bins_frames": AGE_BINS, "components": COMPONENTS,
+                  "offset": "mean over the bin's states of (window mean - data mean) / data std"})
 
 
 if __name__ == "__main__":

@@ -12,11 +12,8 @@ has a poor stationary regime.
 
 from __future__ import annotations
 
-import argparse
-import json
+import sys
 from pathlib import Path
-
-import torch
 
 from svgan.models import PCABasis, load_run_generator
 from svgan.models.run import PCA_FILE
@@ -24,6 +21,9 @@ from svgan.training.evaluate import recorded_data_path, sample_pca_trajectories
 from svgan.training.horizon_metrics import reference_windows, window_fd_at
 from svgan.training.motion_metrics import Gaussian, MotionMetricsConfig
 from svgan.training.wplus_data import load_wplus
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run_report import per_run_main  # noqa: E402  (the sibling experiments' command line)
 
 STARTS = (0, 25, 50, 100, 250)
 SAMPLES = 960
@@ -38,18 +38,7 @@ def window_fd_by_start(run: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", type=Path, nargs="+")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    report = {}
-    for run in args.runs:
-        report[run.name] = window_fd_by_start(run)
-        print(run.name, report[run.name], flush=True)
-    if args.json:
-        args.json.write_text(json.dumps({"starts_frames": STARTS, "samples": SAMPLES, "window_fd": report}, indent=2)
-                             + "\n")
+    per_run_main(__doc__, window_fd_by_start, {"starts_frames": STARTS, "samples": SAMPLES}, key="window_fd")
 
 
 if __name__ == "__main__":
