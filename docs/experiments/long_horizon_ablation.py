@@ -7,7 +7,8 @@ mean and spread over seeds.
 
     .venv/bin/python docs/experiments/long_horizon_ablation.py OUT [--iterations 1500] [--seeds 0 1 2] \
         [--arms paper nogap pool pool-quarter pool-quarter-moments pool-quarter-window-moments
-        pool-quarter-window-moments-32 pool-quarter-window-moments-32-ages4 pool-eighth-window-moments-32
+        pool-quarter-window-moments-32 pool-quarter-window-moments-32-ages4 pool-quarter-window-moments-32-ages4-fast
+        pool-eighth-window-moments-32
         pool-quarter-window-moments-32-w3 slow pool-slow] [--jobs 2] [--data CODES.npz]
 
 `--finished` trains nothing and reports every finished run under OUT (ablation.json otherwise holds only the arms
@@ -55,6 +56,12 @@ ARMS: dict[str, list[str]] = {
     "pool-quarter-window-moments-32-ages4": ["--pool-size", "256", "--pool-fraction", "0.25", "--late-moments", "1",
                                              "--late-moments-over", "windows", "--late-moment-windows", "32",
                                              "--late-moment-ages", "4"],
+    # the same with the pool stepped 100 frames per update and 8% restarted (the same mean age, 1,250 frames, in a
+    # quarter of the updates): old pool states come from more recent G's (long-horizon.md §3e)
+    "pool-quarter-window-moments-32-ages4-fast": ["--pool-size", "256", "--pool-fraction", "0.25", "--pool-advance",
+                                                  "100", "--pool-reset", "0.08", "--late-moments", "1",
+                                                  "--late-moments-over", "windows", "--late-moment-windows", "32",
+                                                  "--late-moment-ages", "4"],
     # an eighth of the critic's batch from the pool (L_M keeps its 32 windows): do init(i) windows get back the
     # critic's attention, and short samples the paper's quality, while L_M holds the long run?
     "pool-eighth-window-moments-32": ["--pool-size", "256", "--pool-fraction", "0.125", "--late-moments", "1",
