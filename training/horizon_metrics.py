@@ -203,12 +203,12 @@ def block_floor(real: np.ndarray, count: int, length: int, block: int, component
     of `data_stretches`. With few samples this floor is far from the ideal 1 and 0 (16 samples of the demo
     world's codes: largest late |offset| 0.29 ± 0.08 std, spread down to 0.88), so goals on these figures can
     only be read against it and with enough samples."""
+    if all(start < late_start for start in range(0, length, block)):   # no late block: nothing to draw
+        return {"samples": count, "draws": draws, "reason": block_extremes([])["reason"]}
     rng = np.random.default_rng(seed)
     extremes = [block_extremes(late_blocks(block_report(data_stretches(real, count, length, rng), real, length,
                                                         block, components), late_start))
                 for _ in range(draws)]
-    if not extremes[0]["blocks"]:
-        return {"samples": count, "draws": draws, "reason": extremes[0]["reason"]}
     return {"samples": count, "draws": draws,
             **{key: {"mean": float(np.mean([e[key] for e in extremes])),
                      "std": float(np.std([e[key] for e in extremes]))}

@@ -193,8 +193,8 @@ def main() -> None:
         save_npz(data, make_sequence(SyntheticConfig(**DATA)))
     jobs = [(arm, seed) for seed in args.seeds for arm in args.arms]
     if args.finished:
-        found = {(json.loads(path.read_text())["arm"], json.loads(path.read_text())["seed"])
-                 for path in args.out.glob("*-seed*/eval.json")}
+        found = {(figures["arm"], figures["seed"]) for figures in
+                 (json.loads(path.read_text()) for path in args.out.glob("*-seed*/eval.json"))}
         jobs = [(arm, seed) for arm in ARMS for seed in sorted(s for a, s in found if a == arm)]
         args.arms = [arm for arm in ARMS if any(a == arm for a, _ in jobs)]
         args.seeds = sorted({seed for _, seed in jobs})
