@@ -65,6 +65,7 @@ CASES = [
     (world, ["train-psp", "--lr", "-1", "run"], "--lr"),
     (world, ["train-reader", "--threads", "0", "reader.pt"], "--threads"),
     (bench, ["train", "--iterations", "0"], "--iterations"),
+    (train, ["--lr-decay", "1.5", ANY_FILE], "--lr-decay"),
     (bench, ["render", "--batches", "4,x"], "--batches"),
     (bench, ["render", "--batches", "0"], "--batches"),
     (bench, ["serve", "--streams", "1,,2"], "--streams"),

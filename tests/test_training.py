@@ -46,6 +46,8 @@ MOMENTS = dict(POOL, late_moment_weight=1.0, late_moment_components=4)
 WINDOW_MOMENTS = dict(MOMENTS, late_moment_over="windows")
 # L_M from a draw of its own, 12 windows balanced over 3 age strata of the pool
 AGED_WINDOW_MOMENTS = dict(WINDOW_MOMENTS, late_moment_windows=12, late_moment_ages=3)
+# epochs 3 of SMALL are 33 iterations: a decay over 0.9 of them is under way from the 4th
+DECAY = dict(POOL, lr_decay=0.9)
 
 
 def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
@@ -58,8 +60,9 @@ def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
     return groups
 
 
-@pytest.mark.parametrize("options", [{}, POOL, SLOW, MOMENTS, AGED_WINDOW_MOMENTS],
-                         ids=["paper", "state-pool", "slow-critic", "late-moments", "late-window-moments-by-age"])
+@pytest.mark.parametrize("options", [{}, POOL, SLOW, MOMENTS, AGED_WINDOW_MOMENTS, DECAY],
+                         ids=["paper", "state-pool", "slow-critic", "late-moments", "late-window-moments-by-age",
+                              "lr-decay"])
 def test_resume_continues_bit_for_bit(tmp_path, sequence, options):
     config = TrainConfig(epochs=3, **SMALL, **options)
     start_run(sequence, tmp_path / "straight", config).run(max_iterations=6)
@@ -86,6 +89,21 @@ def test_without_a_pool_training_is_the_papers_bit_for_bit(tmp_path, sequence):
         trainer.run(max_iterations=2)
     for key, value in plain.G.state_dict().items():
         assert torch.equal(value, unused.G.state_dict()[key]), key
+
+
+def test_lr_decay_lowers_every_optimisers_rate_linearly_to_the_runs_end(tmp_path, sequence):
+    trainer = start_run(sequence, tmp_path / "run", TrainConfig(epochs=2, lr_g=1e-3, lr_c=2e-3, lr_decay=0.5,
+                                                                **{**SMALL, **SLOW}))
+    total = trainer.total_iterations   # 22: constant for 11 iterations, then 11/11 ... 1/11
+    assert [trainer.learning_rate_scale(k) for k in (0, 10, 11, 16, total - 1)] == pytest.approx(
+        [1, 1, 1, 6 / 11, 1 / 11])
+    rates = []
+    for _ in range(total):
+        trainer.train_iteration()
+        rates.append([g["lr"] for opt in (trainer.opt_g, trainer.opt_c, trainer.opt_slow) for g in opt.param_groups])
+    assert rates[0] == pytest.approx([1e-3, 2e-3, 2e-3]) and rates[-1] == pytest.approx([1e-3 / 11, 2e-3 / 11, 2e-3 / 11])
+    assert all(a[0] >= b[0] for a, b in zip(rates, rates[1:])) and rates[12][0] < rates[11][0]
+    assert TrainConfig(epochs=2, **SMALL).lr_decay == 0   # the paper's constant rates by default
 
 
 def test_the_pool_holds_states_of_spread_ages_that_follow_g(tmp_path, sequence):
@@ -245,6 +263,7 @@ def test_a_sequence_shorter_than_a_slow_window_is_refused(tmp_path, sequence):
     (dict(WINDOW_MOMENTS, late_moment_windows=16, late_moment_ages=3), "more than the 5 states each stratum"),
     (dict(POOL, late_moment_ages=2), "--late-moment-ages .* needs --late-moments"),
     (dict(MOMENTS, late_moment_ages=0), "--late-moment-ages must be >= 1"),
+    (dict(lr_decay=1.5), "--lr-decay must be in \\[0, 1\\]"),
 ])
 def test_pool_settings_that_cannot_work_are_refused_up_front(tmp_path, sequence, options, message):
     from svgan.errors import UserError

@@ -85,6 +85,10 @@ DEFAULTS = TrainConfig()
               help="With --late-moment-windows: draw those windows evenly from this many age strata of the pool and "
                    "ask each stratum for the data's moments (L_M is their mean), so that young and old states cannot "
                    "sit on opposite sides of the data's mean. 1: one draw, its moments over all ages.")
+@click.option("--lr-decay", type=FiniteRange(0, 1), default=DEFAULTS.lr_decay,
+              help="Share of the run's iterations (its --epochs) at the end over which both learning rates fall "
+                   "linearly to zero (beyond the paper): G settles, and with --pool-size the pool's old states and "
+                   "G_ema catch up with it. 0: constant rates, the paper.")
 @click.option("--checkpoint-every", default=DEFAULTS.checkpoint_every, type=click.IntRange(min=1),
               help="Iterations between checkpoints.")
 @click.option("--max-iterations", type=click.IntRange(min=1), default=None,
@@ -101,7 +105,7 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
          pool_fraction: float, pool_advance: int, pool_reset: float, slow_weight: float, slow_window: int,
          slow_stride: int, slow_components: int, slow_batch: int, late_moment_weight: float,
          late_moment_components: int, late_moment_over: str, late_moment_windows: int, late_moment_ages: int,
-         checkpoint_every: int, max_iterations: int | None, device: str, seed: int, resume: bool,
+         lr_decay: float, checkpoint_every: int, max_iterations: int | None, device: str, seed: int, resume: bool,
          json_out: Path | None) -> None:
     """Train StyleVideoGAN's recurrent W+ generator on DATA (a W+ sequence from svgan-embed).
 
@@ -120,7 +124,7 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
                          slow_stride=slow_stride, slow_components=slow_components, slow_batch=slow_batch,
                          late_moment_weight=late_moment_weight, late_moment_components=late_moment_components,
                          late_moment_over=late_moment_over, late_moment_windows=late_moment_windows,
-                         late_moment_ages=late_moment_ages,
+                         late_moment_ages=late_moment_ages, lr_decay=lr_decay,
                          checkpoint_every=checkpoint_every, seed=seed, **copy.deepcopy(MODEL_SIZES[model_size]))
     config.check()
     sequence = load_wplus(data, window=config.window)

@@ -6,7 +6,8 @@ the paper, `state_pool.py`) a share of every fake batch starts from G states of 
 and the pool advances after every generator update. With a slow critic (`slow_weight` > 0, `slow_critic.py`)
 one more critic step per iteration compares long windows at a low frame rate, and G's objective gains its term.
 With late moments (`late_moment_weight` > 0, `late_moments.py`) G's objective also asks the pool windows for the
-data's mean and spread in the top PCA components.
+data's mean and spread in the top PCA components. With a learning-rate decay (`lr_decay` > 0) both rates fall to
+zero over the run's last iterations.
 An epoch is every real window once through the critic. Everything random comes from generators owned by the run
 (window order per epoch, noise i/s, GP interpolation), so a run stopped and resumed from its checkpoint continues bit for bit.
 """
@@ -92,6 +93,10 @@ class TrainConfig:
     late_moment_over: str = "frames"  # the moments of every frame, or of each window's mean ("windows")
     late_moment_windows: int = 0      # pool windows drawn for L_M alone each generator step (0: the batch's own)
     late_moment_ages: int = 1         # age strata of that draw, each asked for the data's moments (1: their mixture)
+    # The learning rates fall linearly to zero over this share of the run's iterations, at its end (beyond the
+    # paper; 0: constant). With a pool, G stops moving while the pool's old states, stepped by the G's of the last
+    # ~pool_advance / pool_reset / 25 updates, catch up with it, and G_ema with G (docs/long-horizon.md §3f).
+    lr_decay: float = 0.0
     seed: int = 0
     generator: dict[str, Any] = field(default_factory=dict)   # TemporalGeneratorConfig overrides
     critic: dict[str, Any] = field(default_factory=dict)      # TemporalCriticConfig overrides
@@ -120,6 +125,8 @@ class TrainConfig:
             if self.pool_size < self.pool_windows(self.batch_size):
                 raise UserError(f"--pool-size {self.pool_size} is smaller than the {self.pool_windows(self.batch_size)} "
                                 "pool windows of every batch")
+        if not 0 <= self.lr_decay <= 1:
+            raise UserError(f"--lr-decay must be in [0, 1] (a share of the run's iterations), got {self.lr_decay}")
         if self.late_moment_windows < 0:
             raise UserError(f"--late-moment-windows must be >= 0, got {self.late_moment_windows}")
         if self.late_moment_weight < 0:
@@ -312,6 +319,25 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------- steps
 
+    def learning_rate_scale(self, iteration: int) -> float:
+        """The share of lr_g and lr_c that iteration `iteration` (from 0) uses: 1 until the last `lr_decay` of the
+        run's iterations, then linear down to 1 / (their number) at its last iteration."""
+        decay_iterations = self.config.lr_decay * self.total_iterations
+        if decay_iterations <= 0:
+            return 1.0
+        return min(1.0, max(0.0, (self.total_iterations - iteration) / decay_iterations))
+
+    def _set_learning_rates(self) -> None:
+        # A function of the iteration alone, so a resumed run follows the same schedule (an optimiser's saved
+        # state holds the rate of its last step, which this overwrites).
+        scale = self.learning_rate_scale(self.iteration)
+        optimisers = [(self.opt_g, self.config.lr_g), (self.opt_c, self.config.lr_c)]
+        if self.C_slow is not None:
+            optimisers.append((self.opt_slow, self.config.lr_c))
+        for optimiser, lr in optimisers:
+            for group in optimiser.param_groups:
+                group["lr"] = lr * scale
+
     def _real_batch(self, critic_batch: int) -> torch.Tensor:
         epoch, index = divmod(critic_batch, self.batches_per_epoch)
         if self._order[0] != epoch:
@@ -424,6 +450,8 @@ class Trainer:
         """One iteration (the critic steps, the slow critic's, G's), with no host synchronisation: its figures stay
         on the device until `read_back`."""
         start = time.perf_counter()
+        if self.config.lr_decay:
+            self._set_learning_rates()
         first = self.iteration * self.config.critic_steps
         critic = torch.stack([self._critic_step(self._real_batch(b))
                               for b in range(first, first + self.config.critic_steps)]).mean(0)

@@ -8,7 +8,7 @@ mean and spread over seeds.
     .venv/bin/python docs/experiments/long_horizon_ablation.py OUT [--iterations 1500] [--seeds 0 1 2] \
         [--arms paper nogap pool pool-quarter pool-quarter-moments pool-quarter-window-moments
         pool-quarter-window-moments-32 pool-quarter-window-moments-32-ages4 pool-quarter-window-moments-32-ages4-fast
-        pool-eighth-window-moments-32
+        pool-eighth-window-moments-32 pool-quarter-window-moments-32-ages4-decay
         pool-quarter-window-moments-32-w3 slow pool-slow] [--jobs 2] [--data CODES.npz]
 
 `--finished` trains nothing and reports every finished run under OUT (ablation.json otherwise holds only the arms
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -35,7 +36,8 @@ import numpy as np
 # The synthetic actor (`svgan-embed --synthetic 600 --slow-drift 0.6 --moods 4`, in 4 styles x 32 dimensions, which
 # keep a CPU run to minutes): the slow drift and mood switches are what long streams must keep.
 DATA = dict(seconds=600.0, n_styles=4, style_dim=32, slow_drift_std=0.6, moods=4)
-COMMON = ["--model", "small", "--batch-size", "32", "--lr-g", "1e-3", "--lr-c", "1e-3", "--checkpoint-every", "250"]
+BATCH = 32
+COMMON = ["--model", "small", "--batch-size", str(BATCH), "--lr-g", "1e-3", "--lr-c", "1e-3", "--checkpoint-every", "250"]
 ARMS: dict[str, list[str]] = {
     "paper": [],                       # GAP, every window starts at init(i)
     "nogap": ["--no-gap"],             # the paper's ablation
@@ -69,6 +71,11 @@ ARMS: dict[str, list[str]] = {
     # the same at three times the term's weight: does a stronger pull move the late offset (0.4 std at weight 1)?
     "pool-quarter-window-moments-32-w3": ["--pool-size", "256", "--pool-fraction", "0.25", "--late-moments", "3",
                                           "--late-moments-over", "windows", "--late-moment-windows", "32"],
+    # the 4 age strata with both learning rates falling to zero over the last fifth of the run: G stops moving
+    # while the pool's old states and G_ema catch up with it (long-horizon.md §3f)
+    "pool-quarter-window-moments-32-ages4-decay": ["--pool-size", "256", "--pool-fraction", "0.25", "--late-moments",
+                                                   "1", "--late-moments-over", "windows", "--late-moment-windows",
+                                                   "32", "--late-moment-ages", "4", "--lr-decay", "0.2"],
     "slow": ["--slow-weight", "1"],    # the slow critic: 64 samples every 10 frames of the top 8 PCs
     "pool-slow": ["--pool-size", "256", "--slow-weight", "1"],
 }
@@ -91,6 +98,16 @@ def tool(name: str) -> list[str]:
     return [str(Path(sys.executable).parent / name)]
 
 
+def epochs(data: Path, arm: str, iterations: int) -> int:
+    """The run's --epochs: a learning-rate decay ends with the run's epochs, not with --max-iterations, so an arm
+    with one gets the fewest epochs that hold `iterations` (at 5 critic steps per iteration); the others a number
+    no ablation reaches."""
+    if "--lr-decay" not in ARMS[arm]:
+        return 100000
+    batches_per_epoch = max(1, (len(np.load(data)["wplus"]) - 24) // BATCH)   # 25-frame windows
+    return math.ceil(iterations * 5 / batches_per_epoch)
+
+
 def train_and_evaluate(out: Path, data: Path, arm: str, seed: int, iterations: int) -> dict[str, Any]:
     """One run: train to `iterations` (resuming a partial run), then evaluate; returns its figures."""
     run_dir = out / f"{arm}-seed{seed}"
@@ -110,7 +127,8 @@ def train_and_evaluate(out: Path, data: Path, arm: str, seed: int, iterations: i
         done_before = int(torch.load(run_dir / "checkpoint.pt", weights_only=True)["iteration"])
     start = time.perf_counter()
     if done_before < iterations:
-        run(tool("svgan-train") + [str(data), "--out", str(run_dir), "--seed", str(seed), "--epochs", "100000",
+        run(tool("svgan-train") + [str(data), "--out", str(run_dir), "--seed", str(seed),
+                                   "--epochs", str(epochs(data, arm, iterations)),
                                    "--max-iterations", str(iterations - done_before), *COMMON, *ARMS[arm]]
             + (["--resume"] if resume else []), log)
     train_seconds = time.perf_counter() - start
