@@ -46,6 +46,8 @@ MOMENTS = dict(POOL, late_moment_weight=1.0, late_moment_components=4)
 WINDOW_MOMENTS = dict(MOMENTS, late_moment_over="windows")
 # L_M from a draw of its own, 12 windows balanced over 3 age strata of the pool
 AGED_WINDOW_MOMENTS = dict(WINDOW_MOMENTS, late_moment_windows=12, late_moment_ages=3)
+# the strata's L_M along 8 random directions of the data-whitened components
+DIRECTED_MOMENTS = dict(AGED_WINDOW_MOMENTS, late_moment_directions=8)
 # epochs 3 of SMALL are 33 iterations: a decay over 0.9 of them is under way from the 4th
 DECAY = dict(POOL, lr_decay=0.9)
 
@@ -60,9 +62,9 @@ def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
     return groups
 
 
-@pytest.mark.parametrize("options", [{}, POOL, SLOW, MOMENTS, AGED_WINDOW_MOMENTS, DECAY],
+@pytest.mark.parametrize("options", [{}, POOL, SLOW, MOMENTS, AGED_WINDOW_MOMENTS, DIRECTED_MOMENTS, DECAY],
                          ids=["paper", "state-pool", "slow-critic", "late-moments", "late-window-moments-by-age",
-                              "lr-decay"])
+                              "late-moments-along-directions", "lr-decay"])
 def test_resume_continues_bit_for_bit(tmp_path, sequence, options):
     config = TrainConfig(epochs=3, **SMALL, **options)
     start_run(sequence, tmp_path / "straight", config).run(max_iterations=6)
@@ -217,6 +219,31 @@ def test_moments_by_age_see_what_the_mixture_of_ages_hides():
     assert mixture < 0.01 and by_age > 0.7
 
 
+def test_moments_along_random_directions_see_correlations_the_components_hide():
+    """Every window of the data, its mean in PC 2 replaced by PC 1's, rescaled to PC 2's mean and spread: each
+    component keeps the data's moments, so L_M along the components stays 0, but PCs 1 and 2 now move as one
+    (correlation 1), as the demo world's late windows half did (docs/long-horizon.md §3f); along random directions
+    of the data-whitened coordinates L_M sees it, and the data themselves still score 0."""
+    from svgan.training.late_moments import LateMoments
+    from svgan.training.slow_critic import PCAProjection
+
+    codes = make_sequence(SyntheticConfig(seconds=60, n_styles=4, style_dim=8))["wplus"]
+    pca, wplus = fit_pca(codes, 8, seed=0), torch.from_numpy(codes)
+    projection = PCAProjection(pca, 4)
+    axes = LateMoments(projection, wplus, over="windows", window=25)
+    directions = LateMoments(projection, wplus, over="windows", window=25, directions=64)
+    windows = wplus.unfold(0, 25, 1).permute(0, 3, 1, 2)           # every window, as the data's moments are taken
+    pc1, pc2 = projection(windows).mean(1)[:, :2].T
+    as_pc1 = axes.data_mean[1] + axes.data_std[1] / axes.data_std[0] * (pc1 - axes.data_mean[0])
+    tilted = windows + (as_pc1 - pc2)[:, None, None, None] * torch.from_numpy(pca.components[1]).reshape(codes.shape[1:])
+    assert torch.corrcoef(projection(tilted).mean(1)[:, :2].T)[0, 1] > 0.999
+    draws = torch.Generator().manual_seed(0)
+    assert float(axes(tilted)) < 1e-6 and float(directions(windows, draws)) < 1e-6
+    assert float(directions(tilted, draws)) > 0.15
+    with pytest.raises(ValueError, match="directions >= 0"):
+        LateMoments(projection, wplus, directions=-1)
+
+
 def test_late_moments_pull_the_pool_windows_towards_the_data(tmp_path, sequence):
     """The same run with and without the term: with it, the pool windows' L_M ends lower."""
     def pool_moments(weight: float) -> float:
@@ -263,6 +290,8 @@ def test_a_sequence_shorter_than_a_slow_window_is_refused(tmp_path, sequence):
     (dict(WINDOW_MOMENTS, late_moment_windows=16, late_moment_ages=3), "more than the 5 states each stratum"),
     (dict(POOL, late_moment_ages=2), "--late-moment-ages .* needs --late-moments"),
     (dict(MOMENTS, late_moment_ages=0), "--late-moment-ages must be >= 1"),
+    (dict(MOMENTS, late_moment_directions=-1), "--late-moment-directions must be >= 0"),
+    (dict(POOL, late_moment_directions=8), "--late-moment-directions .* needs --late-moments"),
     (dict(lr_decay=1.5), "--lr-decay must be in \\[0, 1\\]"),
 ])
 def test_pool_settings_that_cannot_work_are_refused_up_front(tmp_path, sequence, options, message):

@@ -85,6 +85,10 @@ DEFAULTS = TrainConfig()
               help="With --late-moment-windows: draw those windows evenly from this many age strata of the pool and "
                    "ask each stratum for the data's moments (L_M is their mean), so that young and old states cannot "
                    "sit on opposite sides of the data's mean. 1: one draw, its moments over all ages.")
+@click.option("--late-moment-directions", type=click.IntRange(min=0), default=DEFAULTS.late_moment_directions,
+              help="With --late-moments: match the mean and spread along this many random directions of the "
+                   "data-whitened top components, drawn anew every step, so the components' correlations must be "
+                   "the data's too. 0: along each component, its correlations free.")
 @click.option("--lr-decay", type=FiniteRange(0, 1), default=DEFAULTS.lr_decay,
               help="Share of the run's iterations (its --epochs) at the end over which both learning rates fall "
                    "linearly to zero (beyond the paper): G settles, and with --pool-size the pool's old states and "
@@ -105,7 +109,7 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
          pool_fraction: float, pool_advance: int, pool_reset: float, slow_weight: float, slow_window: int,
          slow_stride: int, slow_components: int, slow_batch: int, late_moment_weight: float,
          late_moment_components: int, late_moment_over: str, late_moment_windows: int, late_moment_ages: int,
-         lr_decay: float, checkpoint_every: int, max_iterations: int | None, device: str, seed: int, resume: bool,
+         late_moment_directions: int, lr_decay: float, checkpoint_every: int, max_iterations: int | None, device: str, seed: int, resume: bool,
          json_out: Path | None) -> None:
     """Train StyleVideoGAN's recurrent W+ generator on DATA (a W+ sequence from svgan-embed).
 
@@ -124,7 +128,8 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
                          slow_stride=slow_stride, slow_components=slow_components, slow_batch=slow_batch,
                          late_moment_weight=late_moment_weight, late_moment_components=late_moment_components,
                          late_moment_over=late_moment_over, late_moment_windows=late_moment_windows,
-                         late_moment_ages=late_moment_ages, lr_decay=lr_decay,
+                         late_moment_ages=late_moment_ages,
+                         late_moment_directions=late_moment_directions, lr_decay=lr_decay,
                          checkpoint_every=checkpoint_every, seed=seed, **copy.deepcopy(MODEL_SIZES[model_size]))
     config.check()
     sequence = load_wplus(data, window=config.window)

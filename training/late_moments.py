@@ -20,6 +20,19 @@ random time, and their moments are those of a mixture of ages: on the demo world
 0.5-0.7 std below the data's mean in PC 1 and old ones up to 1.0 above, L_M as small as on the good seeds, and its
 streams drifted through the minute. `late_moment_ages` K > 1 draws the term's own windows evenly from K age strata
 of the pool and takes the mean of the strata's L_M (the trainer's `_late_moments`), so each age must match.
+
+Matching each component's mean and spread leaves their correlations free, and on the demo world G's late windows
+used that freedom: with every component's spread within 0.87-0.99 of the data's and every offset under 0.15 std,
+their window means correlated up to 0.6 between components the data keeps nearly uncorrelated (in the data's
+whitened coordinates their covariance's eigenvalues ran from 0.24 to 2.2), which is most of their window FD
+(docs/long-horizon.md §3f). With `late_moment_directions` D > 0 the moments are matched along D random unit
+directions u of the data-whitened top-k coordinates z (z has the data's mean 0 and covariance I), drawn anew at
+every step, a sliced form of the same term:
+
+    L_M = (k / D) sum_u (mean(z . u))^2 + log(std(z . u))^2
+
+whose expectation over u weighs an offset as the axes' form does (|mean z|^2), and which a tilted or flattened
+covariance cannot satisfy with right marginals.
 """
 
 from __future__ import annotations
@@ -39,23 +52,36 @@ class LateMoments(nn.Module):
     `over` "frames" compares the moments of every frame; "windows" those of each window's mean (the data's: of
     every `window`-frame stretch), so spread must come from where windows sit, not from motion within them: on the
     demo world, matching frames was met with fast jitter (late autocorrelation at 1 s fell to ~0, the data's is 0.6;
-    docs/long-horizon.md §3b)."""
+    docs/long-horizon.md §3b). `directions` D > 0 matches the moments along D random directions of the data-whitened
+    coordinates instead of along each component (the module docstring)."""
 
-    def __init__(self, projection: PCAProjection, data_wplus: torch.Tensor, over: str = "frames", window: int = 25):
+    def __init__(self, projection: PCAProjection, data_wplus: torch.Tensor, over: str = "frames", window: int = 25,
+                 directions: int = 0):
         super().__init__()
         if over not in OVER:
             raise ValueError(f"late moments are over 'frames' or 'windows', not {over!r}")
-        self.projection, self.over = projection, over
+        if directions < 0:
+            raise ValueError(f"late moments need directions >= 0, got {directions}")
+        self.projection, self.over, self.directions = projection, over, directions
         with torch.no_grad():
             coordinates = projection(data_wplus)
             if over == "windows":  # the mean of every stretch of `window` frames
                 coordinates = coordinates.unfold(0, window, 1).mean(-1)
         self.register_buffer("data_mean", coordinates.mean(0))
         self.register_buffer("data_std", coordinates.std(0))
+        if directions:  # z = (x - mean) @ whiten has covariance I over the data (whiten = L^-T, cov = L L^T)
+            cholesky = torch.linalg.cholesky(torch.cov(coordinates.T.double()))
+            self.register_buffer("whiten", torch.linalg.inv(cholesky).T.to(coordinates.dtype))
 
-    def forward(self, wplus: torch.Tensor) -> torch.Tensor:
+    def forward(self, wplus: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """L_M of `wplus`; `generator` draws the directions (when there are any: the axes' form draws nothing)."""
         coordinates = self.projection(wplus)   # [batch, window, k]
         coordinates = coordinates.mean(1) if self.over == "windows" else coordinates.flatten(0, -2)
+        if self.directions:
+            z = (coordinates - self.data_mean) @ self.whiten
+            u = torch.randn(z.shape[1], self.directions, generator=generator, device=z.device, dtype=z.dtype)
+            along = z @ (u / u.norm(dim=0))
+            return z.shape[1] / self.directions * (along.mean(0).pow(2) + torch.log(along.std(0)).pow(2)).sum()
         offset = (coordinates.mean(0) - self.data_mean) / self.data_std
         log_spread = torch.log(coordinates.std(0) / self.data_std)
         return (offset.pow(2) + log_spread.pow(2)).sum()

@@ -93,6 +93,7 @@ class TrainConfig:
     late_moment_over: str = "frames"  # the moments of every frame, or of each window's mean ("windows")
     late_moment_windows: int = 0      # pool windows drawn for L_M alone each generator step (0: the batch's own)
     late_moment_ages: int = 1         # age strata of that draw, each asked for the data's moments (1: their mixture)
+    late_moment_directions: int = 0   # random directions the moments are matched along (0: each component's own)
     # The learning rates fall linearly to zero over this share of the run's iterations, at its end (beyond the
     # paper; 0: constant). With a pool, G stops moving while the pool's old states, stepped by the G's of the last
     # ~pool_advance / pool_reset / 25 updates, catch up with it, and G_ema with G (docs/long-horizon.md §3f).
@@ -163,6 +164,10 @@ class TrainConfig:
             raise UserError("--late-moment-windows sets how many windows --late-moments reads: it needs --late-moments")
         if self.late_moment_ages < 1:
             raise UserError(f"--late-moment-ages must be >= 1, got {self.late_moment_ages}")
+        if self.late_moment_directions < 0:
+            raise UserError(f"--late-moment-directions must be >= 0, got {self.late_moment_directions}")
+        if self.late_moment_directions and not self.late_moment_weight:
+            raise UserError("--late-moment-directions sets how --late-moments matches moments: it needs --late-moments")
         if self.late_moment_ages > 1 and not self.late_moment_weight:
             raise UserError("--late-moment-ages splits the windows --late-moments reads: it needs --late-moments")
         if self.slow_weight < 0:
@@ -257,7 +262,7 @@ class Trainer:
         self.late_moments = (LateMoments(PCAProjection(PCABasis.load(self.run_dir / PCA_FILE),
                                                        config.late_moment_components),
                                          torch.from_numpy(data.wplus), config.late_moment_over,
-                                         config.window).to(self.device)
+                                         config.window, config.late_moment_directions).to(self.device)
                              if config.late_moment_weight else None)
         self.iteration = 0
         self._order: tuple[int, torch.Tensor | None] = (-1, None)
@@ -382,12 +387,12 @@ class Trainer:
         old ones on the other, which streams show as a drift through the minutes (docs/long-horizon.md §3e)."""
         config = self.config
         if not config.late_moment_windows:
-            return self.late_moments(wplus[batch - config.pool_windows(batch):])
+            return self.late_moments(wplus[batch - config.pool_windows(batch):], self.noise)
         if config.late_moment_ages == 1:
-            return self.late_moments(self._pool_windows(config.late_moment_windows))
+            return self.late_moments(self._pool_windows(config.late_moment_windows), self.noise)
         state, sizes = self._filled_pool().sample_by_age(config.late_moment_windows, config.late_moment_ages,
                                                          self.noise)
-        return torch.stack([self.late_moments(w) for w in self._continue(state).split(sizes)]).mean()
+        return torch.stack([self.late_moments(w, self.noise) for w in self._continue(state).split(sizes)]).mean()
 
     def _critic_step(self, real: torch.Tensor) -> torch.Tensor:
         """One WGAN-GP step of C; returns [loss, Wasserstein estimate, GP] on the device."""

@@ -9,6 +9,7 @@ mean and spread over seeds.
         [--arms paper nogap pool pool-quarter pool-quarter-moments pool-quarter-window-moments
         pool-quarter-window-moments-32 pool-quarter-window-moments-32-ages4 pool-quarter-window-moments-32-ages4-fast
         pool-eighth-window-moments-32 pool-quarter-window-moments-32-ages4-decay
+        pool-quarter-window-moments-32-ages4-directions
         pool-quarter-window-moments-32-w3 slow pool-slow] [--jobs 2] [--data CODES.npz]
 
 `--finished` trains nothing and reports every finished run under OUT (ablation.json otherwise holds only the arms
@@ -76,6 +77,12 @@ ARMS: dict[str, list[str]] = {
     "pool-quarter-window-moments-32-ages4-decay": ["--pool-size", "256", "--pool-fraction", "0.25", "--late-moments",
                                                    "1", "--late-moments-over", "windows", "--late-moment-windows",
                                                    "32", "--late-moment-ages", "4", "--lr-decay", "0.2"],
+    # the 4 age strata with L_M along 32 random directions of the data-whitened components: the strata's late window
+    # means had each component's moments and correlations up to 0.6 the data lacks (long-horizon.md §3f)
+    "pool-quarter-window-moments-32-ages4-directions": ["--pool-size", "256", "--pool-fraction", "0.25",
+                                                        "--late-moments", "1", "--late-moments-over", "windows",
+                                                        "--late-moment-windows", "32", "--late-moment-ages", "4",
+                                                        "--late-moment-directions", "32"],
     "slow": ["--slow-weight", "1"],    # the slow critic: 64 samples every 10 frames of the top 8 PCs
     "pool-slow": ["--pool-size", "256", "--slow-weight", "1"],
 }
