@@ -6,7 +6,10 @@ window's time axis keeps every distance (the FD over all 200 coefficients is the
 into where it sits (coefficient 0, its mean), slow motion within it (coefficients 1-4, 0.5-2 Hz at 25 fps) and fast
 motion (5-24, 2.5-12 Hz). The FD of each part alone (its marginal Gaussians; the parts' FDs need not add up to the
 whole) says which of the three a set of windows gets wrong, and the FD of each component's 25 coefficients says
-where. Each part's FD is also split into its mean term |mu - mu_data|^2 and the rest (covariance).
+where. Each part's FD is also split into its mean term |mu - mu_data|^2 and the rest (covariance). Where windows sit is
+also summarised by the eigenvalues of their means' covariance in the data's whitened coordinates (all 1 for the
+data: below 1 a direction the windows fill too little, above 1 too much) and their largest correlation between two
+components (against the data's).
 
 Three sets per run, each against every window of the training codes: the late windows of 128 long samples of
 G_ema (frames 250-1,500, non-overlapping: 6,400 windows, what svgan-eval's long window FD reads after 10 s), one
@@ -54,10 +57,22 @@ def split_fd(fake: np.ndarray, real: np.ndarray, coefficients: slice, components
     return {"fd": round(fd, 2), "mean_term": round(mean_term, 2)}
 
 
+def position_shape(fake: np.ndarray, real: np.ndarray) -> dict[str, object]:
+    """How the window means [n, k] of `fake` fill the space against the data's: eigenvalues of their covariance
+    whitened by the data's, and each set's largest |correlation| between two components."""
+    whiten = np.linalg.inv(np.linalg.cholesky(np.cov(real.T)))
+    def largest_correlation(x: np.ndarray) -> float:
+        c = np.corrcoef(x.T)
+        return round(float(np.abs(c - np.eye(len(c))).max()), 2)
+    return {"whitened_eigenvalues": [round(float(v), 2) for v in np.linalg.eigvalsh(whiten @ np.cov(fake.T) @ whiten.T)],
+            "largest_correlation": largest_correlation(fake), "data_largest_correlation": largest_correlation(real)}
+
+
 def parts(fake_flat: np.ndarray, real: np.ndarray) -> dict[str, object]:
     fake = frequency_major(fake_flat)
     every = slice(None)
     return {"all": split_fd(fake, real, every, every),
+            "position_shape": position_shape(fake[:, 0], real[:, 0]),
             **{name: split_fd(fake, real, band, every) for name, band in PARTS.items()},
             "by_component": [split_fd(fake, real, every, slice(k, k + 1))["fd"] for k in range(METRICS.k_window)]}
 
