@@ -103,7 +103,8 @@ def test_lr_decay_lowers_every_optimisers_rate_linearly_to_the_runs_end(tmp_path
     for _ in range(total):
         trainer.train_iteration()
         rates.append([g["lr"] for opt in (trainer.opt_g, trainer.opt_c, trainer.opt_slow) for g in opt.param_groups])
-    assert rates[0] == pytest.approx([1e-3, 2e-3, 2e-3]) and rates[-1] == pytest.approx([1e-3 / 11, 2e-3 / 11, 2e-3 / 11])
+    assert rates[0] == pytest.approx([1e-3, 2e-3, 2e-3])
+    assert rates[-1] == pytest.approx([1e-3 / 11, 2e-3 / 11, 2e-3 / 11])
     assert all(a[0] >= b[0] for a, b in zip(rates, rates[1:])) and rates[12][0] < rates[11][0]
     assert TrainConfig(epochs=2, **SMALL).lr_decay == 0   # the paper's constant rates by default
 
@@ -235,7 +236,8 @@ def test_moments_along_random_directions_see_correlations_the_components_hide():
     windows = wplus.unfold(0, 25, 1).permute(0, 3, 1, 2)           # every window, as the data's moments are taken
     pc1, pc2 = projection(windows).mean(1)[:, :2].T
     as_pc1 = axes.data_mean[1] + axes.data_std[1] / axes.data_std[0] * (pc1 - axes.data_mean[0])
-    tilted = windows + (as_pc1 - pc2)[:, None, None, None] * torch.from_numpy(pca.components[1]).reshape(codes.shape[1:])
+    pc2_direction = torch.from_numpy(pca.components[1]).reshape(codes.shape[1:])
+    tilted = windows + (as_pc1 - pc2)[:, None, None, None] * pc2_direction
     assert torch.corrcoef(projection(tilted).mean(1)[:, :2].T)[0, 1] > 0.999
     draws = torch.Generator().manual_seed(0)
     assert float(axes(tilted)) < 1e-6 and float(directions(windows, draws)) < 1e-6

@@ -109,8 +109,8 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
          pool_fraction: float, pool_advance: int, pool_reset: float, slow_weight: float, slow_window: int,
          slow_stride: int, slow_components: int, slow_batch: int, late_moment_weight: float,
          late_moment_components: int, late_moment_over: str, late_moment_windows: int, late_moment_ages: int,
-         late_moment_directions: int, lr_decay: float, checkpoint_every: int, max_iterations: int | None, device: str, seed: int, resume: bool,
-         json_out: Path | None) -> None:
+         late_moment_directions: int, lr_decay: float, checkpoint_every: int, max_iterations: int | None,
+         device: str, seed: int, resume: bool, json_out: Path | None) -> None:
     """Train StyleVideoGAN's recurrent W+ generator on DATA (a W+ sequence from svgan-embed).
 
     WGAN-GP + gradient angle penalty, EMA of G, PCA-32 basis of the training codes saved in the run.

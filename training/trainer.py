@@ -96,7 +96,7 @@ class TrainConfig:
     late_moment_directions: int = 0   # random directions the moments are matched along (0: each component's own)
     # The learning rates fall linearly to zero over this share of the run's iterations, at its end (beyond the
     # paper; 0: constant). With a pool, G stops moving while the pool's old states, stepped by the G's of the last
-    # ~pool_advance / pool_reset / 25 updates, catch up with it, and G_ema with G (docs/long-horizon.md §3f).
+    # ~1 / pool_reset updates (50 at the defaults), catch up with it, and G_ema with G (docs/long-horizon.md §3f).
     lr_decay: float = 0.0
     seed: int = 0
     generator: dict[str, Any] = field(default_factory=dict)   # TemporalGeneratorConfig overrides

@@ -57,14 +57,18 @@ def split_fd(fake: np.ndarray, real: np.ndarray, coefficients: slice, components
     return {"fd": round(fd, 2), "mean_term": round(mean_term, 2)}
 
 
+def largest_correlation(x: np.ndarray) -> float:
+    """The largest |correlation| between two columns of x [n, k]."""
+    c = np.corrcoef(x.T)
+    return round(float(np.abs(c - np.eye(len(c))).max()), 2)
+
+
 def position_shape(fake: np.ndarray, real: np.ndarray) -> dict[str, object]:
     """How the window means [n, k] of `fake` fill the space against the data's: eigenvalues of their covariance
     whitened by the data's, and each set's largest |correlation| between two components."""
     whiten = np.linalg.inv(np.linalg.cholesky(np.cov(real.T)))
-    def largest_correlation(x: np.ndarray) -> float:
-        c = np.corrcoef(x.T)
-        return round(float(np.abs(c - np.eye(len(c))).max()), 2)
-    return {"whitened_eigenvalues": [round(float(v), 2) for v in np.linalg.eigvalsh(whiten @ np.cov(fake.T) @ whiten.T)],
+    eigenvalues = np.linalg.eigvalsh(whiten @ np.cov(fake.T) @ whiten.T)
+    return {"whitened_eigenvalues": [round(float(v), 2) for v in eigenvalues],
             "largest_correlation": largest_correlation(fake), "data_largest_correlation": largest_correlation(real)}
 
 
