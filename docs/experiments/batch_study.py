@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from long_horizon_ablation import DATA, run, summarise, tool  # noqa: E402  (the sibling experiment's helpers)
+# the sibling experiment's helpers
+from long_horizon_ablation import DATA, WINDOW, batches_per_epoch, run, summarise, tool  # noqa: E402
 
 BASE_BATCH, BASE_LR, BASE_EMA = 64, 1e-3, 0.995
-WINDOW = 25
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,7 @@ SYNTHETIC = ("the long-horizon ablation's synthetic sequence (10 min of 4 x 32 W
 
 def iterations_for(epochs: float, frames: int, arm: Arm) -> int:
     """The iteration at which `epochs` epochs are done (the trainer's own count: every window once through C)."""
-    batches_per_epoch = max(1, (frames - WINDOW + 1) // arm.batch)
-    return math.ceil(epochs * batches_per_epoch / arm.critic_steps)
+    return math.ceil(epochs * batches_per_epoch(frames, arm.batch) / arm.critic_steps)
 
 
 def study_arm(out: Path, data: Path, frames: int, arm: str, stages: list[float], seed: int) -> dict[str, Any]:

@@ -37,8 +37,9 @@ import numpy as np
 # The synthetic actor (`svgan-embed --synthetic 600 --slow-drift 0.6 --moods 4`, in 4 styles x 32 dimensions, which
 # keep a CPU run to minutes): the slow drift and mood switches are what long streams must keep.
 DATA = dict(seconds=600.0, n_styles=4, style_dim=32, slow_drift_std=0.6, moods=4)
-BATCH = 32
-COMMON = ["--model", "small", "--batch-size", str(BATCH), "--lr-g", "1e-3", "--lr-c", "1e-3", "--checkpoint-every", "250"]
+BATCH, WINDOW = 32, 25   # windows per batch, frames per window (the paper's t)
+COMMON = ["--model", "small", "--batch-size", str(BATCH), "--lr-g", "1e-3", "--lr-c", "1e-3",
+          "--checkpoint-every", "250"]
 ARMS: dict[str, list[str]] = {
     "paper": [],                       # GAP, every window starts at init(i)
     "nogap": ["--no-gap"],             # the paper's ablation
@@ -105,14 +106,18 @@ def tool(name: str) -> list[str]:
     return [str(Path(sys.executable).parent / name)]
 
 
+def batches_per_epoch(frames: int, batch: int) -> int:
+    """The trainer's critic batches per epoch (`Trainer.batches_per_epoch`): every window of a sequence once."""
+    return max(1, (frames - WINDOW + 1) // batch)
+
+
 def epochs(data: Path, arm: str, iterations: int) -> int:
     """The run's --epochs: a learning-rate decay ends with the run's epochs, not with --max-iterations, so an arm
     with one gets the fewest epochs that hold `iterations` (at 5 critic steps per iteration); the others a number
     no ablation reaches."""
     if "--lr-decay" not in ARMS[arm]:
         return 100000
-    batches_per_epoch = max(1, (len(np.load(data)["wplus"]) - 24) // BATCH)   # 25-frame windows
-    return math.ceil(iterations * 5 / batches_per_epoch)
+    return math.ceil(iterations * 5 / batches_per_epoch(len(np.load(data)["wplus"]), BATCH))
 
 
 def train_and_evaluate(out: Path, data: Path, arm: str, seed: int, iterations: int) -> dict[str, Any]:
