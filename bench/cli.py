@@ -34,20 +34,23 @@ def main() -> None:
 @click.option("--iterations", type=click.IntRange(min=1), default=DEFAULTS.iterations,
               help="Timed repetitions of each measurement.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Training device.")
+@click.option("--paper", is_flag=True,
+              help="Time the paper's training (svgan-train --paper) instead of svgan-train's defaults, which add "
+                   "the state pool and L_M.")
 @click.option("--json", "json_out", type=OutputFile(), default=None,
               help="Write the result here (e.g. docs/benchmarks/train-cpu.json).")
 @click.option("--report", type=OutputFile(), default=None,
               help="Re-render this markdown report from the JSON files beside --json.")
 @one_line_errors("svgan-bench")
-def train(frames: int, n_styles: int, batch_size: int, iterations: int, device: str, json_out: Path | None,
-          report: Path | None) -> None:
+def train(frames: int, n_styles: int, batch_size: int, iterations: int, device: str, paper: bool,
+          json_out: Path | None, report: Path | None) -> None:
     """Seconds per training iteration and per paper epoch, and what GP and GAP cost."""
     if device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA device is available")
-    _record(run_train_bench(TrainBenchConfig(frames, n_styles, batch_size, iterations, device)), json_out, report)
+    _record(run_train_bench(TrainBenchConfig(frames, n_styles, batch_size, iterations, device, paper)), json_out, report)
 
 
 @main.command(context_settings={"show_default": True})

@@ -14,8 +14,10 @@ exact command that produced it. GPU rows come from the lent GPU machine when a s
 
 # (device, batch): the rows docs/benchmarks.md always shows, "not measured" until a JSON file holds them. Larger
 # batches are GPU rows: on the CPU an iteration's time grows with the batch (issue 17's batch study).
-TRAIN_EXPECTED = {("cpu", 64): "CPU (this 2-core machine)", ("cuda", 64): "GPU (device tool)",
-                  ("cuda", 256): "GPU (device tool)", ("cuda", 1024): "GPU (device tool)"}
+# (device, batch, recipe): svgan-train's defaults, and the paper's training (`--paper`) they add to
+TRAIN_EXPECTED = {("cpu", 64, "default"): "CPU (this 2-core machine)", ("cpu", 64, "paper"): "CPU (this 2-core machine)",
+                  ("cuda", 64, "default"): "GPU (device tool)", ("cuda", 64, "paper"): "GPU (device tool)",
+                  ("cuda", 256, "paper"): "GPU (device tool)", ("cuda", 1024, "paper"): "GPU (device tool)"}
 
 
 def _load(folder: Path, pattern: str) -> list[dict]:
@@ -23,21 +25,24 @@ def _load(folder: Path, pattern: str) -> list[dict]:
 
 
 def _train_section(folder: Path) -> str:
-    rows = {(r["config"]["device"], r["config"]["batch_size"]): r for r in _load(folder, "train-*.json")}
+    # results from before the recipe existed (session 13) timed the paper's training
+    rows = {(r["config"]["device"], r["config"]["batch_size"], r["config"].get("recipe", "paper")): r
+            for r in _load(folder, "train-*.json")}
     lines = ["## Training (`svgan-bench train`)", "",
              "Seconds per iteration (5 critic steps + 1 generator step, 25-frame windows, 18 x 512 W+) and per paper"
              " epoch (every window of a 15,000-frame sequence once through the critic). The 350-epoch column"
-             " multiplies the measured epoch time by 350. Issue 17's goal: 350 epochs (or the same quality in fewer"
-             " epochs at a larger batch) in 10 minutes on one H100.", "",
-             "| device | batch | s / iteration | s / epoch | 350 epochs (min) | critic step (s) | GP term alone (s) |"
-             " generator step (s) | without GAP (s) | cuDNN GRU double backward | command |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             " multiplies the measured epoch time by 350. Training: svgan-train's defaults (`default`: the paper's"
+             " method plus the state pool and L_M) or the paper's alone (`paper`, `--paper`). Issue 17's goal: 350"
+             " epochs (or the same quality in fewer epochs at a larger batch) in 10 minutes on one H100.", "",
+             "| device | batch | training | s / iteration | s / epoch | 350 epochs (min) | critic step (s) |"
+             " GP term alone (s) | generator step (s) | without GAP (s) | cuDNN GRU double backward | command |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(set(TRAIN_EXPECTED) | set(rows)):
         r = rows.get(key)
         if r is None:
-            lines.append(f"| {TRAIN_EXPECTED[key]} | {key[1]} | not measured | | | | | | | | |")
+            lines.append(f"| {TRAIN_EXPECTED[key]} | {key[1]} | {key[2]} | not measured | | | | | | | | |")
             continue
-        lines.append(f"| {r['device']} | {key[1]} | {r['seconds_per_iteration']:.3f} | "
+        lines.append(f"| {r['device']} | {key[1]} | {key[2]} | {r['seconds_per_iteration']:.3f} | "
                      f"{r['seconds_per_epoch']:.1f} | "
                      f"{r['projected_350_epochs_minutes']:.0f} | {r['critic_step_s']:.3f} | "
                      f"{r['gradient_penalty_s']:.3f} | {r['generator_step_s']:.3f} | "

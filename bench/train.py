@@ -22,7 +22,7 @@ from svgan import __version__
 
 from svgan.training.losses import critic_wgan_loss, gradient_penalty
 from svgan.training.synthetic import SyntheticConfig, make_sequence
-from svgan.training.trainer import TrainConfig, start_run
+from svgan.training.trainer import LONG_HORIZON, TrainConfig, start_run
 from svgan.training.wplus_data import WPlusSequence
 
 
@@ -33,6 +33,11 @@ class TrainBenchConfig:
     batch_size: int = 64
     iterations: int = 3       # timed iterations (after one warm-up)
     device: str = "cpu"
+    paper: bool = False       # time the paper's training instead of svgan-train's defaults (pool and L_M)
+
+    @property
+    def recipe(self) -> str:
+        return "paper" if self.paper else "default"
 
 
 def _timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
@@ -69,7 +74,7 @@ def run_train_bench(config: TrainBenchConfig) -> dict:
     device = torch.device(config.device)
     seq = make_sequence(SyntheticConfig(seconds=config.frames / 25, n_styles=config.n_styles))
     data = WPlusSequence(seq["wplus"], seq["fps"])
-    train = TrainConfig(batch_size=config.batch_size)
+    train = TrainConfig(batch_size=config.batch_size, **({} if config.paper else LONG_HORIZON))
     with tempfile.TemporaryDirectory() as tmp:
         trainer = start_run(data, Path(tmp) / "run", train, device=config.device)
         real = trainer._real_batch(0)
@@ -98,8 +103,9 @@ def run_train_bench(config: TrainBenchConfig) -> dict:
     epoch = iteration * iterations_per_epoch
     return {
         "benchmark": "train", "svgan": __version__, "torch": torch.__version__, "device": _device_name(device),
-        "config": asdict(config), "train_config": {k: v for k, v in asdict(train).items() if k in (
-            "batch_size", "critic_steps", "window", "epochs")},
+        "config": asdict(config) | {"recipe": config.recipe},
+        "train_config": {k: v for k, v in asdict(train).items() if k in (
+            "batch_size", "critic_steps", "window", "epochs", *LONG_HORIZON)},
         "seconds_per_iteration": iteration, "iterations_per_epoch": iterations_per_epoch,
         "seconds_per_epoch": epoch, "projected_350_epochs_minutes": epoch * 350 / 60, **parts,
         "cudnn_gru_double_backward": cudnn_gru_double_backward(device),

@@ -475,6 +475,38 @@ def test_cli_bad_input_is_one_line(tmp_path):
     assert proc.returncode == 1 and err.startswith("svgan-train: error: cannot read W+ data") and "\n" not in err.strip()
 
 
+
+def test_cli_trains_the_long_horizon_recipe_unless_told_paper_and_resume_keeps_a_runs_own(tmp_path, data_file):
+    """svgan-train's defaults add LONG_HORIZON to the paper's method; --paper drops it and options given still
+    apply; a resumed run keeps the recipe it was started with, whatever the defaults are now."""
+    from click.testing import CliRunner
+
+    from svgan.training.cli_train import main as train
+    from svgan.training.trainer import LONG_HORIZON
+
+    def run(name: str, *options: str) -> dict:
+        result = CliRunner().invoke(train, [str(data_file), "--out", str(tmp_path / name), "--model", "small",
+                                            "--batch-size", "8", "--critic-steps", "1", "--max-iterations", "1",
+                                            *options])
+        assert result.exit_code == 0, result.output
+        return json.loads((tmp_path / name / "config.json").read_text())["train"]
+
+    default, paper = run("default"), run("paper", "--paper")
+    assert {k: default[k] for k in LONG_HORIZON} == LONG_HORIZON
+    assert paper["pool_size"] == 0 and paper["late_moment_weight"] == 0 and paper["late_moment_directions"] == 0
+    assert {k: v for k, v in default.items() if k not in LONG_HORIZON} == \
+        {k: v for k, v in paper.items() if k not in LONG_HORIZON}
+    pooled = run("paper-pool", "--paper", "--pool-size", "64")   # the paper plus one option: the pool as it was
+    assert (pooled["pool_size"], pooled["pool_fraction"], pooled["late_moment_weight"]) == (64, 0.5, 0)
+    result = CliRunner().invoke(train, [str(data_file), "--out", str(tmp_path / "paper"), "--model", "small",
+                                        "--batch-size", "8", "--resume", "--max-iterations", "1", "--json", "-"])
+    assert result.exit_code == 0, result.output
+    resumed = json.loads(result.stdout)
+    assert resumed["iteration"] == 2 and resumed["config"]["pool_size"] == 0
+    # no pool but the default L_M: refused in one line that says how to turn both off
+    result = CliRunner().invoke(train, [str(data_file), "--out", str(tmp_path / "nopool"), "--pool-size", "0"])
+    assert result.exit_code != 0 and "--paper" in result.output and "Traceback" not in result.output
+
 @pytest.mark.slow
 def test_generator_learns_the_size_of_small_motion_around_a_distant_mean(tmp_path):
     """Codes that move ~40x less than their offset from the origin (as in the demo world): G starts out moving

@@ -15,10 +15,16 @@ from svgan.cli_types import FiniteRange, OutputDir, OutputFile, write_summary
 from svgan.errors import StopFlag, fail, one_line_errors
 
 from .late_moments import OVER as LATE_MOMENTS_OVER
-from .trainer import CHECKPOINT, MODEL_SIZES, TrainConfig, TrainingDiverged, start_run
+from .trainer import CHECKPOINT, LONG_HORIZON, MODEL_SIZES, TrainConfig, TrainingDiverged, start_run
 from .wplus_data import load_wplus
 
-DEFAULTS = TrainConfig()
+DEFAULTS = TrainConfig(**LONG_HORIZON)
+PAPER = TrainConfig()
+
+
+def recipe_default(name: str) -> str:
+    """Help text for an option whose default `--paper` changes (click shows no default for None)."""
+    return f"  [default: {getattr(DEFAULTS, name)}; with --paper: {getattr(PAPER, name)}]"
 
 
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
@@ -44,12 +50,16 @@ DEFAULTS = TrainConfig()
               help="EMA momentum of G's weights (paper: 0.995).")
 @click.option("--model", "model_size", type=click.Choice(sorted(MODEL_SIZES)), default="paper",
               help="Widths of G and C: the paper's, or 'small' (about a quarter; CPU experiments, the demo world).")
-@click.option("--pool-size", type=click.IntRange(min=0), default=DEFAULTS.pool_size,
+@click.option("--paper", is_flag=True,
+              help="Train the paper's method alone: the options marked 'with --paper' below (the state pool and "
+                   "L_M, svgan-train's defaults for long streams) default to off. Options given still apply.")
+@click.option("--pool-size", type=click.IntRange(min=0), default=None,
               help="Windows that start late (beyond the paper): G states kept in a pool that G keeps stepping "
                    "without gradient, so the critic also sees windows from deep into long streams. 0 is the "
-                   "paper: every window starts at G's initial state.")
-@click.option("--pool-fraction", type=FiniteRange(0, 1, max_open=True), default=DEFAULTS.pool_fraction,
-              help="With --pool-size: share of every fake batch taken from the pool (GAP acts on the rest).")
+                   "paper: every window starts at G's initial state." + recipe_default("pool_size"))
+@click.option("--pool-fraction", type=FiniteRange(0, 1, max_open=True), default=None,
+              help="With --pool-size: share of every fake batch taken from the pool (GAP acts on the rest)."
+                   + recipe_default("pool_fraction"))
 @click.option("--pool-advance", type=click.IntRange(min=1), default=DEFAULTS.pool_advance,
               help="With --pool-size: steps every pool state takes after each generator update.")
 @click.option("--pool-reset", type=FiniteRange(0, 1, min_open=True), default=DEFAULTS.pool_reset,
@@ -66,29 +76,29 @@ DEFAULTS = TrainConfig()
               help="With --slow-weight: top PCA components the slow critic reads.")
 @click.option("--slow-batch", type=click.IntRange(min=1), default=DEFAULTS.slow_batch,
               help="With --slow-weight: long windows per slow critic step and per generator step.")
-@click.option("--late-moments", "late_moment_weight", type=FiniteRange(min=0),
-              default=DEFAULTS.late_moment_weight,
+@click.option("--late-moments", "late_moment_weight", type=FiniteRange(min=0), default=None,
               help="With --pool-size (beyond the paper): weight of a term that asks the frames of the pool's "
                    "windows to have the training codes' mean and spread in the top PCA components, so long "
-                   "streams keep the data's place. 0: off.")
+                   "streams keep the data's place. 0: off." + recipe_default("late_moment_weight"))
 @click.option("--late-moment-components", type=click.IntRange(min=1), default=DEFAULTS.late_moment_components,
               help="With --late-moments: top PCA components whose mean and spread are matched.")
-@click.option("--late-moments-over", "late_moment_over", type=click.Choice(LATE_MOMENTS_OVER),
-              default=DEFAULTS.late_moment_over,
+@click.option("--late-moments-over", "late_moment_over", type=click.Choice(LATE_MOMENTS_OVER), default=None,
               help="With --late-moments: match the moments of every frame, or of each window's mean (spread from "
-                   "where windows sit rather than from motion within them).")
-@click.option("--late-moment-windows", type=click.IntRange(min=0), default=DEFAULTS.late_moment_windows,
+                   "where windows sit rather than from motion within them)." + recipe_default("late_moment_over"))
+@click.option("--late-moment-windows", type=click.IntRange(min=0), default=None,
               help="With --late-moments: pool windows drawn for the term alone at every generator step (the critic "
                    "never sees them), so it can estimate the moments from more windows than the batch's pool share. "
-                   "0: the batch's own pool windows.")
-@click.option("--late-moment-ages", type=click.IntRange(min=1), default=DEFAULTS.late_moment_ages,
+                   "0: the batch's own pool windows." + recipe_default("late_moment_windows"))
+@click.option("--late-moment-ages", type=click.IntRange(min=1), default=None,
               help="With --late-moment-windows: draw those windows evenly from this many age strata of the pool and "
                    "ask each stratum for the data's moments (L_M is their mean), so that young and old states cannot "
-                   "sit on opposite sides of the data's mean. 1: one draw, its moments over all ages.")
-@click.option("--late-moment-directions", type=click.IntRange(min=0), default=DEFAULTS.late_moment_directions,
+                   "sit on opposite sides of the data's mean. 1: one draw, its moments over all ages."
+                   + recipe_default("late_moment_ages"))
+@click.option("--late-moment-directions", type=click.IntRange(min=0), default=None,
               help="With --late-moments: match the mean and spread along this many random directions of the "
                    "data-whitened top components, drawn anew every step, so the components' correlations must be "
-                   "the data's too. 0: along each component, its correlations free.")
+                   "the data's too. 0: along each component, its correlations free."
+                   + recipe_default("late_moment_directions"))
 @click.option("--lr-decay", type=FiniteRange(0, 1), default=DEFAULTS.lr_decay,
               help="Share of the run's iterations (its --epochs) at the end over which both learning rates fall "
                    "linearly to zero (beyond the paper): G settles, and with --pool-size the pool's old states and "
@@ -105,15 +115,17 @@ DEFAULTS = TrainConfig()
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-train")
 def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: int, lr_g: float, lr_c: float,
-         lambda_gp: float, lambda_gap: float, no_gap: bool, ema: float, model_size: str, pool_size: int,
-         pool_fraction: float, pool_advance: int, pool_reset: float, slow_weight: float, slow_window: int,
-         slow_stride: int, slow_components: int, slow_batch: int, late_moment_weight: float,
-         late_moment_components: int, late_moment_over: str, late_moment_windows: int, late_moment_ages: int,
-         late_moment_directions: int, lr_decay: float, checkpoint_every: int, max_iterations: int | None,
+         lambda_gp: float, lambda_gap: float, no_gap: bool, ema: float, model_size: str, paper: bool,
+         pool_size: int | None, pool_fraction: float | None, pool_advance: int, pool_reset: float,
+         slow_weight: float, slow_window: int, slow_stride: int, slow_components: int, slow_batch: int,
+         late_moment_weight: float | None, late_moment_components: int, late_moment_over: str | None,
+         late_moment_windows: int | None, late_moment_ages: int | None, late_moment_directions: int | None,
+         lr_decay: float, checkpoint_every: int, max_iterations: int | None,
          device: str, seed: int, resume: bool, json_out: Path | None) -> None:
     """Train StyleVideoGAN's recurrent W+ generator on DATA (a W+ sequence from svgan-embed).
 
-    WGAN-GP + gradient angle penalty, EMA of G, PCA-32 basis of the training codes saved in the run.
+    WGAN-GP + gradient angle penalty, EMA of G, PCA-32 basis of the training codes saved in the run. By default
+    with windows that start late and L_M, which keep long streams in the training video's regime (--paper: without).
     Ctrl-C writes a checkpoint; --resume continues from it.
     """
     if device == "cuda":
@@ -121,16 +133,18 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
 
         if not torch.cuda.is_available():
             fail("svgan-train", "--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+    given = dict(pool_size=pool_size, pool_fraction=pool_fraction, late_moment_weight=late_moment_weight,
+                 late_moment_over=late_moment_over, late_moment_windows=late_moment_windows,
+                 late_moment_ages=late_moment_ages, late_moment_directions=late_moment_directions)
+    recipe = PAPER if paper else DEFAULTS
+    long_horizon = {name: getattr(recipe, name) if value is None else value for name, value in given.items()}
     config = TrainConfig(epochs=epochs, batch_size=batch_size, critic_steps=critic_steps, lr_g=lr_g, lr_c=lr_c,
                          lambda_gp=lambda_gp, lambda_gap=lambda_gap, gap=not no_gap, ema=ema,
-                         pool_size=pool_size, pool_fraction=pool_fraction, pool_advance=pool_advance,
-                         pool_reset=pool_reset, slow_weight=slow_weight, slow_window=slow_window,
-                         slow_stride=slow_stride, slow_components=slow_components, slow_batch=slow_batch,
-                         late_moment_weight=late_moment_weight, late_moment_components=late_moment_components,
-                         late_moment_over=late_moment_over, late_moment_windows=late_moment_windows,
-                         late_moment_ages=late_moment_ages,
-                         late_moment_directions=late_moment_directions, lr_decay=lr_decay,
-                         checkpoint_every=checkpoint_every, seed=seed, **copy.deepcopy(MODEL_SIZES[model_size]))
+                         pool_advance=pool_advance, pool_reset=pool_reset, slow_weight=slow_weight,
+                         slow_window=slow_window, slow_stride=slow_stride, slow_components=slow_components,
+                         slow_batch=slow_batch, late_moment_components=late_moment_components, lr_decay=lr_decay,
+                         checkpoint_every=checkpoint_every, seed=seed, **long_horizon,
+                         **copy.deepcopy(MODEL_SIZES[model_size]))
     config.check()
     sequence = load_wplus(data, window=config.window)
     trainer = start_run(sequence, run_dir, config, device=device, resume=resume, data_path=data)

@@ -38,7 +38,9 @@ import numpy as np
 # keep a CPU run to minutes): the slow drift and mood switches are what long streams must keep.
 DATA = dict(seconds=600.0, n_styles=4, style_dim=32, slow_drift_std=0.6, moods=4)
 BATCH, WINDOW = 32, 25   # windows per batch, frames per window (the paper's t)
-COMMON = ["--model", "small", "--batch-size", str(BATCH), "--lr-g", "1e-3", "--lr-c", "1e-3",
+# --paper: every arm is the paper's training plus its own options (svgan-train's defaults since session 13 are
+# the directions arm's)
+COMMON = ["--paper", "--model", "small", "--batch-size", str(BATCH), "--lr-g", "1e-3", "--lr-c", "1e-3",
           "--checkpoint-every", "250"]
 ARMS: dict[str, list[str]] = {
     "paper": [],                       # GAP, every window starts at init(i)
