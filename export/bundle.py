@@ -183,6 +183,18 @@ def _versions() -> dict[str, str]:
             "onnxscript": onnxscript.__version__, "python": platform.python_version()}
 
 
+# A run trained with a state pool (svgan-train's default since session 13) is at its worst in its first second and
+# better from one training window on (docs/long-horizon.md §3e, §4), so its bundles start streams that many G steps
+# in unless told otherwise; the paper's model is best from its start.
+POOL_BURN_IN = 25
+
+
+def default_burn_in(meta: dict) -> int:
+    """The burn-in a run's bundle gets when `--burn-in` is not given: one window for a run trained with a state
+    pool, 0 for the paper's training (and for checkpoints that do not record how they were trained)."""
+    return POOL_BURN_IN if meta.get("config", {}).get("pool_size", 0) else 0
+
+
 def _load_inputs(run_dir: Path, psp_path: Path, progress: Progress):
     """The run's EMA generator + metadata and the pSp, with the consistency checks of issue 4."""
     from svgan.models import PCABasis, RunError, load_psp, load_run_generator
@@ -214,7 +226,7 @@ def _load_inputs(run_dir: Path, psp_path: Path, progress: Progress):
 def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: str | os.PathLike, *,
                   fp16: bool = False, trt: bool = False, opset: int | None = None,
                   batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, truncation_psi: float = DEFAULT_TRUNCATION_PSI,
-                  burn_in: int = 0, force: bool = False, parity_batch: int | None = None, torch_weights: bool = True,
+                  burn_in: int | None = None, force: bool = False, parity_batch: int | None = None, torch_weights: bool = True,
                   domain_samples: int = REFERENCE_SAMPLES,
                   progress: Progress = lambda message: None) -> dict[str, Any]:
     """Export run `run_dir` + pSp `psp_path` as a bundle at `out`; returns the manifest (also in `out/manifest.json`).
@@ -222,7 +234,7 @@ def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: 
     `torch_weights=False` leaves out `weights.safetensors` (the torch backend's weights): smaller, ONNX/TensorRT only.
     `domain_samples` random faces measure the in-domain reconstruction PSNR (`domain_reference`, runtime/domain.py)
     that `svgan-stream --identity` judges images against; 0 leaves it out. `burn_in` is recorded for the runtime:
-    G's steps from `init(i)` before a stream's first frame.
+    G's steps from `init(i)` before a stream's first frame (None: `default_burn_in` of the run).
 
     Raises `UserError` (one line) for bad input, a failed parity check or a missing TensorRT; nothing is left
     under `out` unless the whole bundle was written.
@@ -250,10 +262,14 @@ def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: 
         raise UserError(f"--truncation-psi must be in (0, 1], got {truncation_psi}")
     if domain_samples < 0:
         raise UserError(f"--domain-samples must be >= 0, got {domain_samples}")
-    if burn_in < 0:
+    if burn_in is not None and burn_in < 0:
         raise UserError(f"--burn-in must be >= 0, got {burn_in}")
 
     generator, meta, psp, pca_path = _load_inputs(run_dir, psp_path, progress)
+    if burn_in is None:
+        burn_in = default_burn_in(meta)
+    if burn_in:
+        progress(f"burn-in: streams start {burn_in} G steps after init(i)")
     progress(f"hashing {psp_path.name} and {run_dir.name}/checkpoint.pt")
     psp_sha = sha256_file(psp_path)
     run_sha = sha256_file(run_dir / "checkpoint.pt")

@@ -53,11 +53,12 @@ def summary(manifest: dict, out: Path) -> dict:
               help="Batch sizes the runtime will use: one TensorRT optimisation profile each.")
 @click.option("--truncation-psi", default=DEFAULT_TRUNCATION_PSI, type=FiniteRange(0, 1),
               help="Truncation for random identities, recorded in the manifest for svgan-stream.")
-@click.option("--burn-in", default=0, type=click.IntRange(min=0),
+@click.option("--burn-in", default=None, type=click.IntRange(min=0),
               help="G's steps from its initial state before a stream's first frame, recorded in the manifest for "
                    "svgan-stream and svgan-serve. A model trained with a state pool is at its worst in its first "
                    "second and better from frame 25 on (`svgan-eval --burn-in` measures it; docs/long-horizon.md "
-                   "§3e); 0 shows the paper's model from its start, where it is best.")
+                   "§3e, §4); the paper's model is best from its start.  [default: 25 for a run trained with a "
+                   "state pool (svgan-train's default), 0 for one trained with --paper]")
 @click.option("--no-torch-weights", "no_torch_weights", is_flag=True,
               help="Leave out weights.safetensors, the PyTorch weights that `svgan-stream --backend torch` runs "
                    "(1,224 MB at 1024 with the paper's widths, about as much again as the ONNX graphs); such a "
@@ -72,7 +73,7 @@ def summary(manifest: dict, out: Path) -> dict:
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors(TOOL)
 def main(run: Path, psp: Path, out: Path, trt: bool, fp16: bool, opset: int, batch_sizes: tuple[int, ...],
-         truncation_psi: float, burn_in: int, no_torch_weights: bool, domain_samples: int, force: bool,
+         truncation_psi: float, burn_in: int | None, no_torch_weights: bool, domain_samples: int, force: bool,
          json_out: Path | None) -> None:
     """Export training run RUN and the pSp checkpoint as one self-describing bundle.
 

@@ -97,6 +97,7 @@ def test_manifest_is_complete_and_every_sha256_matches(exported, run14, psp256_c
     assert (m["resolution"], m["n_styles"], m["style_dim"], m["latent_dim"]) == (256, 14, 512, 32)
     assert m["state_sizes"] == [32, 32, 32, 32] and m["fps"] == 25.0 and m["opset"] == og.DEFAULT_OPSET
     assert m["truncation_psi"] == 0.7 and m["engines"] == {}
+    assert m["burn_in"] == 0   # the run trained the paper's way: streams start at init(i)
     assert list(m["graphs"]) == list(GRAPHS)
     shapes = {
         "generator_init": ({"i": ["batch", 32]}, {"h0": ["batch", 32], "h1": ["batch", 32], "h2": ["batch", 32],
@@ -133,6 +134,18 @@ def test_manifest_is_complete_and_every_sha256_matches(exported, run14, psp256_c
     assert summary["bundle"] == str(out) and set(summary["graphs"]) == set(GRAPHS)
     for name in GRAPHS:  # progress is shown per graph on stderr
         assert f"] {name}: exporting" in exported.stderr
+
+
+def test_a_run_trained_with_a_state_pool_gets_a_one_window_burn_in_unless_told(run14, tmp_path):
+    """svgan-export's --burn-in default follows the run: 25 G steps for a pool-trained run (svgan-train's default),
+    0 for the paper's training and for checkpoints that do not say how they were trained."""
+    seq = make_sequence(SyntheticConfig(seconds=8, n_styles=14, style_dim=512))
+    start_run(WPlusSequence(seq["wplus"], seq["fps"]), tmp_path / "pooled",
+              TrainConfig(epochs=1, **SMALL, pool_size=16)).save_checkpoint()
+    assert bundle_mod.default_burn_in(load_run_generator(tmp_path / "pooled")[1]) == bundle_mod.POOL_BURN_IN == 25
+    paper = load_run_generator(run14)[1]
+    assert bundle_mod.default_burn_in(paper) == 0
+    assert bundle_mod.default_burn_in({k: v for k, v in paper.items() if k != "config"}) == 0
 
 
 def test_no_manifest_field_holds_an_absolute_path(exported):
