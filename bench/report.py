@@ -32,7 +32,9 @@ def _train_section(folder: Path) -> str:
              "Seconds per iteration (5 critic steps + 1 generator step, 25-frame windows, 18 x 512 W+) and per paper"
              " epoch (every window of a 15,000-frame sequence once through the critic). The 350-epoch column"
              " multiplies the measured epoch time by 350. Training: svgan-train's defaults (`default`: the paper's"
-             " method plus the state pool and L_M) or the paper's alone (`paper`, `--paper`). Issue 17's goal: 350"
+             " method plus the state pool and L_M) or the paper's alone (`paper`, `--paper`); rows measured before"
+             " session 13 timed the paper's training, then svgan-train's default, so their commands have no"
+             " `--paper`. Issue 17's goal: 350"
              " epochs (or the same quality in fewer epochs at a larger batch) in 10 minutes on one H100.", "",
              "| device | batch | training | s / iteration | s / epoch | 350 epochs (min) | critic step (s) |"
              " GP term alone (s) | generator step (s) | without GAP (s) | cuDNN GRU double backward | command |",

@@ -9,7 +9,7 @@ mean and spread over seeds.
         [--arms paper nogap pool pool-quarter pool-quarter-moments pool-quarter-window-moments
         pool-quarter-window-moments-32 pool-quarter-window-moments-32-ages4 pool-quarter-window-moments-32-ages4-fast
         pool-eighth-window-moments-32 pool-quarter-window-moments-32-ages4-decay
-        pool-quarter-window-moments-32-ages4-directions
+        pool-quarter-window-moments-32-ages4-directions pool-quarter-window-moments-32-ages4-directions-w3
         pool-quarter-window-moments-32-w3 slow pool-slow] [--jobs 2] [--data CODES.npz]
 
 `--finished` trains nothing and reports every finished run under OUT (ablation.json otherwise holds only the arms
@@ -86,6 +86,12 @@ ARMS: dict[str, list[str]] = {
                                                         "--late-moments", "1", "--late-moments-over", "windows",
                                                         "--late-moment-windows", "32", "--late-moment-ages", "4",
                                                         "--late-moment-directions", "32"],
+    # the same at three times L_M's weight: the late spread is the one goal the directions arm misses (0.85 against
+    # 0.9; its smallest whitened eigenvalues 0.5-0.6), and more directions would change L_M's noise, not its pull
+    "pool-quarter-window-moments-32-ages4-directions-w3": ["--pool-size", "256", "--pool-fraction", "0.25",
+                                                           "--late-moments", "3", "--late-moments-over", "windows",
+                                                           "--late-moment-windows", "32", "--late-moment-ages", "4",
+                                                           "--late-moment-directions", "32"],
     "slow": ["--slow-weight", "1"],    # the slow critic: 64 samples every 10 frames of the top 8 PCs
     "pool-slow": ["--pool-size", "256", "--slow-weight", "1"],
 }
