@@ -130,13 +130,17 @@ def sha256(data: bytes | str) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
-def test_defaults_are_byte_identical_to_before_the_slow_dynamics() -> None:
-    """Recorded from commit 3df20c9 (before the slow-dynamics options) on this workplace's x86-64 CPU with numpy
-    2.4.6. Another CPU's SIMD maths could change a last bit of exp/cos or the float32 matmul; then re-record from
-    that commit on that machine, the point being that the options, when off, change nothing."""
+def test_defaults_are_identical_to_before_the_slow_dynamics() -> None:
+    """The slow-dynamics options, when off, change nothing: against commit 3df20c9 (before them), with numpy 2.4.6,
+    the states are byte-identical and the codes identical to float32 rounding. The codes' bytes depend on the CPU:
+    numpy's SIMD kernels for the float32 matmul differ between machines (an AVX512 one gave other last bits than
+    the machine that first recorded a hash, for 3df20c9's own code too), so they are compared with a tolerance far
+    below any real change, against every 4th frame of 3df20c9's output (tests/data/synthetic_defaults_3df20c9.npy)."""
     seq = make_sequence(SyntheticConfig(seconds=8, n_styles=4, style_dim=32, seed=3))
     assert sha256(seq["state"].tobytes()) == "e4a11c94aee6729fb96b7b8080069602fc0d748327333f818428877f4638e6f5"
-    assert sha256(seq["wplus"].tobytes()) == "6fc30d3ef67fe4b7608e46b0a7f18338c86bfa7fd5618b4f9861edb59652e9c8"
+    reference = np.load(Path(__file__).parent / "data" / "synthetic_defaults_3df20c9.npy")
+    assert seq["wplus"][::4].shape == reference.shape
+    np.testing.assert_allclose(seq["wplus"][::4], reference, rtol=1e-5, atol=1e-6)
     assert sha256(seq["provenance"]) == "46b11fe33ecbb8d2abb24a99c701ecb5a224cd0f6e96a9c1bba5c7bc2126ac14"
 
 
