@@ -50,7 +50,8 @@ def train(frames: int, n_styles: int, batch_size: int, iterations: int, device: 
 
         if not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA device is available")
-    _record(run_train_bench(TrainBenchConfig(frames, n_styles, batch_size, iterations, device, paper)), json_out, report)
+    _record(run_train_bench(TrainBenchConfig(frames, n_styles, batch_size, iterations, device, paper)), json_out,
+            report)
 
 
 @main.command(context_settings={"show_default": True})

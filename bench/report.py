@@ -15,7 +15,8 @@ exact command that produced it. GPU rows come from the lent GPU machine when a s
 # (device, batch): the rows docs/benchmarks.md always shows, "not measured" until a JSON file holds them. Larger
 # batches are GPU rows: on the CPU an iteration's time grows with the batch (issue 17's batch study).
 # (device, batch, recipe): svgan-train's defaults, and the paper's training (`--paper`) they add to
-TRAIN_EXPECTED = {("cpu", 64, "default"): "CPU (this 2-core machine)", ("cpu", 64, "paper"): "CPU (this 2-core machine)",
+TRAIN_EXPECTED = {("cpu", 64, "default"): "CPU (this 2-core machine)",
+                  ("cpu", 64, "paper"): "CPU (this 2-core machine)",
                   ("cuda", 64, "default"): "GPU (device tool)", ("cuda", 64, "paper"): "GPU (device tool)",
                   ("cuda", 256, "paper"): "GPU (device tool)", ("cuda", 1024, "paper"): "GPU (device tool)"}
 

@@ -226,8 +226,8 @@ def _load_inputs(run_dir: Path, psp_path: Path, progress: Progress):
 def export_bundle(run_dir: str | os.PathLike, psp_path: str | os.PathLike, out: str | os.PathLike, *,
                   fp16: bool = False, trt: bool = False, opset: int | None = None,
                   batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, truncation_psi: float = DEFAULT_TRUNCATION_PSI,
-                  burn_in: int | None = None, force: bool = False, parity_batch: int | None = None, torch_weights: bool = True,
-                  domain_samples: int = REFERENCE_SAMPLES,
+                  burn_in: int | None = None, force: bool = False, parity_batch: int | None = None,
+                  torch_weights: bool = True, domain_samples: int = REFERENCE_SAMPLES,
                   progress: Progress = lambda message: None) -> dict[str, Any]:
     """Export run `run_dir` + pSp `psp_path` as a bundle at `out`; returns the manifest (also in `out/manifest.json`).
 

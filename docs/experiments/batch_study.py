@@ -67,8 +67,8 @@ class Arm:
     def options(self) -> list[str]:
         lr = self.learning_rate
         # --paper: the study measured the paper's training (svgan-train's defaults before session 13)
-        return ["--paper", "--model", "small", "--batch-size", str(self.batch), "--lr-g", f"{lr:g}", "--lr-c", f"{lr:g}",
-                "--ema", f"{self.ema_beta:.6f}", "--critic-steps", str(self.critic_steps),
+        return ["--paper", "--model", "small", "--batch-size", str(self.batch), "--lr-g", f"{lr:g}",
+                "--lr-c", f"{lr:g}", "--ema", f"{self.ema_beta:.6f}", "--critic-steps", str(self.critic_steps),
                 "--checkpoint-every", "100000"] + (["--lr-decay", f"{self.lr_decay:g}"] if self.lr_decay else [])
 
 
