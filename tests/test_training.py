@@ -48,6 +48,8 @@ WINDOW_MOMENTS = dict(MOMENTS, late_moment_over="windows")
 AGED_WINDOW_MOMENTS = dict(WINDOW_MOMENTS, late_moment_windows=12, late_moment_ages=3)
 # the strata's L_M along 8 random directions of the data-whitened components
 DIRECTED_MOMENTS = dict(AGED_WINDOW_MOMENTS, late_moment_directions=8)
+# the same, read from running moments per stratum
+RUNNING_MOMENTS = dict(DIRECTED_MOMENTS, late_moment_momentum=0.5)
 # epochs 3 of SMALL are 33 iterations: a decay over 0.9 of them is under way from the 4th
 DECAY = dict(POOL, lr_decay=0.9)
 
@@ -62,9 +64,10 @@ def weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
     return groups
 
 
-@pytest.mark.parametrize("options", [{}, POOL, SLOW, MOMENTS, AGED_WINDOW_MOMENTS, DIRECTED_MOMENTS, DECAY],
+@pytest.mark.parametrize("options", [{}, POOL, SLOW, MOMENTS, AGED_WINDOW_MOMENTS, DIRECTED_MOMENTS, RUNNING_MOMENTS,
+                                     DECAY],
                          ids=["paper", "state-pool", "slow-critic", "late-moments", "late-window-moments-by-age",
-                              "late-moments-along-directions", "lr-decay"])
+                              "late-moments-along-directions", "running-late-moments", "lr-decay"])
 def test_resume_continues_bit_for_bit(tmp_path, sequence, options):
     config = TrainConfig(epochs=3, **SMALL, **options)
     start_run(sequence, tmp_path / "straight", config).run(max_iterations=6)
@@ -246,6 +249,43 @@ def test_moments_along_random_directions_see_correlations_the_components_hide():
         LateMoments(projection, wplus, directions=-1)
 
 
+@pytest.mark.parametrize("directions", [0, 16])
+def test_running_late_moments_keep_the_steps_gradient_and_lose_its_sampling_noise(directions):
+    """Fed one batch twice, the running form is the step's own L_M, value and gradient; fed the data's own windows 8
+    at a time (as each age stratum is at svgan-train's defaults), each step's own L_M scatters round a floor of
+    sampling noise, most of it the mean term's variance / 8, while the running moments settle towards the data's."""
+    from svgan.training.late_moments import LateMoments
+    from svgan.training.slow_critic import PCAProjection
+
+    codes = make_sequence(SyntheticConfig(seconds=120, n_styles=4, style_dim=8))["wplus"]
+    pca, wplus = fit_pca(codes, 8, seed=0), torch.from_numpy(codes)
+    projection = PCAProjection(pca, 4)
+    own = LateMoments(projection, wplus, over="windows", window=25, directions=directions)
+    running = LateMoments(projection, wplus, over="windows", window=25, directions=directions, momentum=0.5,
+                          strata=2)
+    windows = wplus.unfold(0, 25, 25).permute(0, 3, 1, 2)                 # [120, 25, 4, 8]
+    batch = (windows[:8] * 1.3).requires_grad_()
+    expected = own(batch, torch.Generator().manual_seed(1))
+    (expected_grad,) = torch.autograd.grad(expected, batch)
+    running(batch, torch.Generator().manual_seed(1), stratum=1)
+    value = running(batch, torch.Generator().manual_seed(1), stratum=1)
+    (grad,) = torch.autograd.grad(value, batch)
+    assert float(value.detach()) == pytest.approx(float(expected.detach()), rel=1e-4)
+    assert torch.allclose(grad, expected_grad, rtol=1e-3, atol=1e-6 * float(expected_grad.abs().max()))
+    assert int(running.running_steps[1]) == 2 and int(running.running_steps[0]) == 0
+
+    slow = LateMoments(projection, wplus, over="windows", window=25, directions=directions, momentum=0.05)
+    draws = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(windows), generator=torch.Generator().manual_seed(0))
+    steps = [(float(own(windows[i], draws)), float(slow(windows[i], draws)))
+             for _ in range(4) for i in order.split(8) if len(i) == 8]
+    each_own, each_running = np.array(steps[-30:]).T
+    assert each_own.mean() > 0.5                                   # 4 components x (1 / 8 + ...): the floor
+    assert each_running.mean() < 0.3 * each_own.mean() and each_running.std() < 0.3 * each_own.std()
+    with pytest.raises(ValueError, match="momentum in"):
+        LateMoments(projection, wplus, momentum=0.0)
+
+
 def test_late_moments_pull_the_pool_windows_towards_the_data(tmp_path, sequence):
     """The same run with and without the term: with it, the pool windows' L_M ends lower."""
     def pool_moments(weight: float) -> float:
@@ -294,6 +334,8 @@ def test_a_sequence_shorter_than_a_slow_window_is_refused(tmp_path, sequence):
     (dict(MOMENTS, late_moment_ages=0), "--late-moment-ages must be >= 1"),
     (dict(MOMENTS, late_moment_directions=-1), "--late-moment-directions must be >= 0"),
     (dict(POOL, late_moment_directions=8), "--late-moment-directions .* needs --late-moments"),
+    (dict(MOMENTS, late_moment_momentum=0.0), "--late-moment-momentum must be in"),
+    (dict(POOL, late_moment_momentum=0.9), "--late-moment-momentum .* needs --late-moments"),
     (dict(lr_decay=1.5), "--lr-decay must be in \\[0, 1\\]"),
 ])
 def test_pool_settings_that_cannot_work_are_refused_up_front(tmp_path, sequence, options, message):

@@ -99,6 +99,10 @@ def recipe_default(name: str) -> str:
                    "data-whitened top components, drawn anew every step, so the components' correlations must be "
                    "the data's too. 0: along each component, its correlations free."
                    + recipe_default("late_moment_directions"))
+@click.option("--late-moment-momentum", type=FiniteRange(0, 1, min_open=True), default=DEFAULTS.late_moment_momentum,
+              help="With --late-moments: read the moments from running ones per age stratum, each generator step's "
+                   "blended in with this weight (its gradient stays the step's), so a few windows' sampling noise "
+                   "neither drowns the pull nor shrinks the spread. 1: each step's own moments.")
 @click.option("--lr-decay", type=FiniteRange(0, 1), default=DEFAULTS.lr_decay,
               help="Share of the run's iterations (its --epochs) at the end over which both learning rates fall "
                    "linearly to zero (beyond the paper): G settles, and with --pool-size the pool's old states and "
@@ -120,7 +124,7 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
          slow_weight: float, slow_window: int, slow_stride: int, slow_components: int, slow_batch: int,
          late_moment_weight: float | None, late_moment_components: int, late_moment_over: str | None,
          late_moment_windows: int | None, late_moment_ages: int | None, late_moment_directions: int | None,
-         lr_decay: float, checkpoint_every: int, max_iterations: int | None,
+         late_moment_momentum: float, lr_decay: float, checkpoint_every: int, max_iterations: int | None,
          device: str, seed: int, resume: bool, json_out: Path | None) -> None:
     """Train StyleVideoGAN's recurrent W+ generator on DATA (a W+ sequence from svgan-embed).
 
@@ -142,7 +146,8 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
                          lambda_gp=lambda_gp, lambda_gap=lambda_gap, gap=not no_gap, ema=ema,
                          pool_advance=pool_advance, pool_reset=pool_reset, slow_weight=slow_weight,
                          slow_window=slow_window, slow_stride=slow_stride, slow_components=slow_components,
-                         slow_batch=slow_batch, late_moment_components=late_moment_components, lr_decay=lr_decay,
+                         slow_batch=slow_batch, late_moment_components=late_moment_components,
+                         late_moment_momentum=late_moment_momentum, lr_decay=lr_decay,
                          checkpoint_every=checkpoint_every, seed=seed, **long_horizon,
                          **copy.deepcopy(MODEL_SIZES[model_size]))
     config.check()

@@ -33,6 +33,20 @@ every step, a sliced form of the same term:
 
 whose expectation over u weighs an offset as the axes' form does (|mean z|^2), and which a tilted or flattened
 covariance cannot satisfy with right marginals.
+
+Each step's moments come from few windows (8 per age stratum at svgan-train's defaults), and the estimate is not
+only noisy but biased: the expected square of a sample mean of n windows is the offset^2 plus their variance / n,
+so the mean term alone asks G for a smaller spread, and at the defaults L_M's floor (about 1.6 for a G that matches
+the data) is most of its value at the end of training (2.05 on the demo world's bundle E), whose late window means
+fill 0.85-0.98 of the data's spread. With `momentum` m < 1 (BatchNorm's convention, the weight of the newest step)
+the term's value is read from running moments instead: per age stratum, a running mean and covariance of the
+windows' whitened (or standardised) coordinates, each step's blended in with weight m, and its gradient is the
+step's own moments' (the running value plus the step's moments minus their detached copy), so G is pulled by the
+offset and spread of many steps' windows, not by one step's sampling noise:
+
+    L_M = (k / D) sum_u (u . mean)^2 + (1/4) log(u^T cov u)^2
+
+with u the D random directions, or the k axes when there are none (then k / D = 1 and this is the axes' form).
 """
 
 from __future__ import annotations
@@ -56,13 +70,15 @@ class LateMoments(nn.Module):
     coordinates instead of along each component (the module docstring)."""
 
     def __init__(self, projection: PCAProjection, data_wplus: torch.Tensor, over: str = "frames", window: int = 25,
-                 directions: int = 0):
+                 directions: int = 0, momentum: float = 1.0, strata: int = 1):
         super().__init__()
         if over not in OVER:
             raise ValueError(f"late moments are over 'frames' or 'windows', not {over!r}")
         if directions < 0:
             raise ValueError(f"late moments need directions >= 0, got {directions}")
-        self.projection, self.over, self.directions = projection, over, directions
+        if not 0 < momentum <= 1:
+            raise ValueError(f"late moments need a momentum in (0, 1], got {momentum}")
+        self.projection, self.over, self.directions, self.momentum = projection, over, directions, momentum
         with torch.no_grad():
             coordinates = projection(data_wplus)
             if over == "windows":  # the mean of every stretch of `window` frames
@@ -72,11 +88,30 @@ class LateMoments(nn.Module):
         if directions:  # z = (x - mean) @ whiten has covariance I over the data (whiten = L^-T, cov = L L^T)
             cholesky = torch.linalg.cholesky(torch.cov(coordinates.T.double()))
             self.register_buffer("whiten", torch.linalg.inv(cholesky).T.to(coordinates.dtype))
+        if momentum < 1:  # per stratum: the running mean and covariance of z, and how many steps they hold
+            k = coordinates.shape[1]
+            self.register_buffer("running_mean", torch.zeros(strata, k))
+            self.register_buffer("running_cov", torch.zeros(strata, k, k))
+            self.register_buffer("running_steps", torch.zeros(strata, dtype=torch.long))
 
-    def forward(self, wplus: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """L_M of `wplus`; `generator` draws the directions (when there are any: the axes' form draws nothing)."""
+    def running_state(self) -> dict[str, torch.Tensor]:
+        """What a resumed run needs of the term (its running moments; nothing without them)."""
+        return ({k: getattr(self, k).clone() for k in ("running_mean", "running_cov", "running_steps")}
+                if self.momentum < 1 else {})
+
+    def load_running_state(self, state: dict[str, torch.Tensor]) -> None:
+        for key, value in state.items():
+            getattr(self, key).copy_(value)
+
+    def forward(self, wplus: torch.Tensor, generator: torch.Generator | None = None, stratum: int = 0
+                ) -> torch.Tensor:
+        """L_M of `wplus`; `generator` draws the directions (when there are any: the axes' form draws nothing).
+        With momentum < 1 this also moves `stratum`'s running moments: call it once per generator step and
+        stratum."""
         coordinates = self.projection(wplus)   # [batch, window, k]
         coordinates = coordinates.mean(1) if self.over == "windows" else coordinates.flatten(0, -2)
+        if self.momentum < 1:
+            return self._running(coordinates, generator, stratum)
         if self.directions:
             z = (coordinates - self.data_mean) @ self.whiten
             u = torch.randn(z.shape[1], self.directions, generator=generator, device=z.device, dtype=z.dtype)
@@ -85,3 +120,23 @@ class LateMoments(nn.Module):
         offset = (coordinates.mean(0) - self.data_mean) / self.data_std
         log_spread = torch.log(coordinates.std(0) / self.data_std)
         return (offset.pow(2) + log_spread.pow(2)).sum()
+
+    def _running(self, coordinates: torch.Tensor, generator: torch.Generator | None, stratum: int) -> torch.Tensor:
+        """L_M from `stratum`'s running moments, with the gradient of this step's own (the module docstring)."""
+        z = ((coordinates - self.data_mean) @ self.whiten if self.directions
+             else (coordinates - self.data_mean) / self.data_std)
+        mean, cov = z.mean(0), torch.cov(z.T)
+        with torch.no_grad():  # the first step has no history: its own moments are the running ones
+            weight = torch.where(self.running_steps[stratum] == 0, 1.0, self.momentum).to(z.dtype)
+            self.running_mean[stratum].lerp_(mean.detach(), weight)
+            self.running_cov[stratum].lerp_(cov.detach(), weight)
+            self.running_steps[stratum] += 1
+        mean = self.running_mean[stratum].clone() + (mean - mean.detach())
+        cov = self.running_cov[stratum].clone() + (cov - cov.detach())
+        if self.directions:
+            u = torch.randn(z.shape[1], self.directions, generator=generator, device=z.device, dtype=z.dtype)
+            u = u / u.norm(dim=0)
+        else:
+            u = torch.eye(z.shape[1], device=z.device, dtype=z.dtype)
+        variance = (u * (cov @ u)).sum(0)
+        return z.shape[1] / u.shape[1] * ((mean @ u).pow(2) + 0.25 * torch.log(variance).pow(2)).sum()

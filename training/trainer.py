@@ -104,6 +104,7 @@ class TrainConfig:
     late_moment_windows: int = 0      # pool windows drawn for L_M alone each generator step (0: the batch's own)
     late_moment_ages: int = 1         # age strata of that draw, each asked for the data's moments (1: their mixture)
     late_moment_directions: int = 0   # random directions the moments are matched along (0: each component's own)
+    late_moment_momentum: float = 1.0  # weight of each step's moments in running ones (1: each step's own)
     # The learning rates fall linearly to zero over this share of the run's iterations, at its end (beyond the
     # paper; 0: constant). With a pool, G stops moving while the pool's old states, stepped by the G's of the last
     # ~1 / pool_reset updates (50 at the defaults), catch up with it, and G_ema with G (docs/long-horizon.md §3f).
@@ -179,6 +180,10 @@ class TrainConfig:
             raise UserError(f"--late-moment-directions must be >= 0, got {self.late_moment_directions}")
         if self.late_moment_directions and not self.late_moment_weight:
             raise UserError("--late-moment-directions sets how --late-moments matches moments: it needs --late-moments")
+        if not 0 < self.late_moment_momentum <= 1:
+            raise UserError(f"--late-moment-momentum must be in (0, 1], got {self.late_moment_momentum}")
+        if self.late_moment_momentum < 1 and not self.late_moment_weight:
+            raise UserError("--late-moment-momentum sets how --late-moments estimates moments: it needs --late-moments")
         if self.late_moment_ages > 1 and not self.late_moment_weight:
             raise UserError("--late-moment-ages splits the windows --late-moments reads: it needs --late-moments")
         if self.slow_weight < 0:
@@ -273,7 +278,8 @@ class Trainer:
         self.late_moments = (LateMoments(PCAProjection(PCABasis.load(self.run_dir / PCA_FILE),
                                                        config.late_moment_components),
                                          torch.from_numpy(data.wplus), config.late_moment_over,
-                                         config.window, config.late_moment_directions).to(self.device)
+                                         config.window, config.late_moment_directions, config.late_moment_momentum,
+                                         strata=config.late_moment_ages).to(self.device)
                              if config.late_moment_weight else None)
         self.iteration = 0
         self._order: tuple[int, torch.Tensor | None] = (-1, None)
@@ -310,6 +316,8 @@ class Trainer:
             "pool": self.pool.state_dict() if self.pool is not None and self.pool.filled else None,
             **({"C_slow": self.C_slow.state_dict(), "opt_slow": self.opt_slow.state_dict()}
                if self.C_slow is not None else {}),
+            **({"late_moments": running} if self.late_moments is not None
+               and (running := self.late_moments.running_state()) else {}),
             "iteration": self.iteration, "fps": self.data.fps,
         }
 
@@ -326,6 +334,8 @@ class Trainer:
         if self.C_slow is not None:
             self.C_slow.load_state_dict(state["C_slow"])
             self.opt_slow.load_state_dict(state["opt_slow"])
+        if "late_moments" in state:
+            self.late_moments.load_running_state(state["late_moments"])
         self.iteration = int(state["iteration"])
 
     def save_checkpoint(self) -> Path:
@@ -403,7 +413,8 @@ class Trainer:
             return self.late_moments(self._pool_windows(config.late_moment_windows), self.noise)
         state, sizes = self._filled_pool().sample_by_age(config.late_moment_windows, config.late_moment_ages,
                                                          self.noise)
-        return torch.stack([self.late_moments(w, self.noise) for w in self._continue(state).split(sizes)]).mean()
+        return torch.stack([self.late_moments(w, self.noise, stratum)
+                            for stratum, w in enumerate(self._continue(state).split(sizes))]).mean()
 
     def _critic_step(self, real: torch.Tensor) -> torch.Tensor:
         """One WGAN-GP step of C; returns [loss, Wasserstein estimate, GP] on the device."""

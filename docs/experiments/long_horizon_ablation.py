@@ -92,6 +92,19 @@ ARMS: dict[str, list[str]] = {
                                                            "--late-moments", "3", "--late-moments-over", "windows",
                                                            "--late-moment-windows", "32", "--late-moment-ages", "4",
                                                            "--late-moment-directions", "32"],
+    # the directions arm (svgan-train's defaults) with L_M read from running moments: at the defaults each stratum's
+    # 8 windows give L_M a floor of sampling noise (~1.6 of its 2.05 at the end of bundle E's run) and a mean term
+    # that asks for less spread (its variance / 8); the running moments keep ~10 steps of windows
+    "pool-quarter-window-moments-32-ages4-directions-running": ["--pool-size", "256", "--pool-fraction", "0.25",
+                                                                "--late-moments", "1", "--late-moments-over", "windows",
+                                                                "--late-moment-windows", "32", "--late-moment-ages",
+                                                                "4", "--late-moment-directions", "32",
+                                                                "--late-moment-momentum", "0.1"],
+    # the directions arm with 4x the windows for L_M (32 per age stratum): the same noise taken down by brute force
+    "pool-quarter-window-moments-128-ages4-directions": ["--pool-size", "256", "--pool-fraction", "0.25",
+                                                         "--late-moments", "1", "--late-moments-over", "windows",
+                                                         "--late-moment-windows", "128", "--late-moment-ages", "4",
+                                                         "--late-moment-directions", "32"],
     "slow": ["--slow-weight", "1"],    # the slow critic: 64 samples every 10 frames of the top 8 PCs
     "pool-slow": ["--pool-size", "256", "--slow-weight", "1"],
 }
