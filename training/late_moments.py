@@ -114,8 +114,7 @@ class LateMoments(nn.Module):
             return self._running(coordinates, generator, stratum)
         if self.directions:
             z = (coordinates - self.data_mean) @ self.whiten
-            u = torch.randn(z.shape[1], self.directions, generator=generator, device=z.device, dtype=z.dtype)
-            along = z @ (u / u.norm(dim=0))
+            along = z @ self._directions(z, generator)
             return z.shape[1] / self.directions * (along.mean(0).pow(2) + torch.log(along.std(0)).pow(2)).sum()
         offset = (coordinates.mean(0) - self.data_mean) / self.data_std
         log_spread = torch.log(coordinates.std(0) / self.data_std)
@@ -133,10 +132,12 @@ class LateMoments(nn.Module):
             self.running_steps[stratum] += 1
         mean = self.running_mean[stratum].clone() + (mean - mean.detach())
         cov = self.running_cov[stratum].clone() + (cov - cov.detach())
-        if self.directions:
-            u = torch.randn(z.shape[1], self.directions, generator=generator, device=z.device, dtype=z.dtype)
-            u = u / u.norm(dim=0)
-        else:
-            u = torch.eye(z.shape[1], device=z.device, dtype=z.dtype)
+        u = (self._directions(z, generator) if self.directions
+             else torch.eye(z.shape[1], device=z.device, dtype=z.dtype))
         variance = (u * (cov @ u)).sum(0)
         return z.shape[1] / u.shape[1] * ((mean @ u).pow(2) + 0.25 * torch.log(variance).pow(2)).sum()
+
+    def _directions(self, z: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """[k, D]: this step's D random unit directions in the whitened coordinates of z [n, k]."""
+        u = torch.randn(z.shape[1], self.directions, generator=generator, device=z.device, dtype=z.dtype)
+        return u / u.norm(dim=0)

@@ -92,7 +92,7 @@ ARMS: dict[str, list[str]] = {
                                                            "--late-moments", "3", "--late-moments-over", "windows",
                                                            "--late-moment-windows", "32", "--late-moment-ages", "4",
                                                            "--late-moment-directions", "32"],
-    # the directions arm (svgan-train's defaults) with L_M read from running moments: at the defaults each stratum's
+    # the directions arm (svgan-train's defaults in session 13) with L_M read from running moments: each stratum's
     # 8 windows give L_M a floor of sampling noise (~1.6 of its 2.05 at the end of bundle E's run) and a mean term
     # that asks for less spread (its variance / 8); the running moments keep ~10 steps of windows
     "pool-quarter-window-moments-32-ages4-directions-running": ["--pool-size", "256", "--pool-fraction", "0.25",
