@@ -80,19 +80,19 @@ def run_train_bench(config: TrainBenchConfig) -> dict:
         real = trainer._real_batch(0)
         n = config.iterations
 
-        def critic_without_gp() -> None:
+        def fake() -> torch.Tensor:  # one critic step's fake batch (the loop makes all of an iteration's at once)
             with torch.no_grad():
-                fake = trainer.G(*trainer._sample_noise(real.shape[0]))
-            critic_wgan_loss(trainer.C(real), trainer.C(fake)).backward()
+                return trainer._fake_windows(real.shape[0])[0]
+
+        def critic_without_gp() -> None:
+            critic_wgan_loss(trainer.C(real), trainer.C(fake())).backward()
 
         def gp_only() -> None:
-            with torch.no_grad():
-                fake = trainer.G(*trainer._sample_noise(real.shape[0]))
-            gradient_penalty(trainer.C, real, fake).backward()
+            gradient_penalty(trainer.C, real, fake()).backward()
 
         iteration = _timed(trainer.train_iteration, n, device)
         parts = {
-            "critic_step_s": _timed(lambda: trainer._critic_step(real), n, device),
+            "critic_step_s": _timed(lambda: trainer._critic_step(real, fake()), n, device),
             "critic_step_without_gp_s": _timed(critic_without_gp, n, device),
             "gradient_penalty_s": _timed(gp_only, n, device),
             "generator_step_s": _timed(lambda: trainer._generator_step(config.batch_size), n, device),

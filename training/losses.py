@@ -34,6 +34,18 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
+def critic_objective(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the Wasserstein loss, GP) of one critic step.
+
+    C scores every window on its own (no batch statistics), so real and fake windows go through C in one pass:
+    its small layers run half as many times, forward and backward (issue 17: on the CPU an iteration is mostly
+    per-kernel overhead). x_hat keeps a pass of its own: inside a joint pass, GP's double backward would run
+    over all three batches."""
+    score_real, score_fake = critic(torch.cat([real, fake])).tensor_split(2)
+    return critic_wgan_loss(score_real, score_fake), gradient_penalty(critic, real, fake, generator)
+
+
 class GAPStatistics(nn.Module):
     """Running mean and variance of l_{t-1} - l_0 per component, for GAP's `norm`.
 

@@ -34,8 +34,7 @@ from svgan.models import (PCABasis, TemporalCritic, TemporalCriticConfig, Tempor
                           atomic_torch_save)
 from svgan.models.run import CHECKPOINT, PCA_FILE, RUN_FORMAT, RunError, load_run_checkpoint
 
-from .losses import (GAPStatistics, critic_wgan_loss, generator_wgan_loss, gradient_angle,
-                     gradient_angle_penalty, gradient_penalty)
+from .losses import GAPStatistics, critic_objective, generator_wgan_loss, gradient_angle, gradient_angle_penalty
 from .late_moments import OVER as LATE_MOMENTS_OVER, LateMoments
 from .pca import fit_pca
 from .slow_critic import PCAProjection, SlowWindows, build_slow_critic, fake_slow_windows, real_slow_windows
@@ -375,16 +374,23 @@ class Trainer:
     def _sample_noise(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.G.sample_inputs(batch, self.config.window, generator=self.noise, device=self.device)
 
-    def _fake_windows(self, batch: int, gap: bool = False) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """`batch` windows of G: those that start at `init(i)` first, then those that start from pool states.
+    def _fake_windows(self, batch: int, gap: bool = False, batches: int = 1
+                      ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """`batches` batches of `batch` windows of G, one after the other; in each, the windows that start at
+        `init(i)` come first, then those that start from pool states. All fresh windows are one unroll and all
+        pool windows one rollout: the critic steps take their fake batches from one call, since G does not change
+        between them, which launches a fifth of the kernels of five calls (issue 17).
         Returns (windows, (i, s, latents) of the fresh windows, for GAP); `gap` makes i and s require grad."""
         n_pool = self.config.pool_windows(batch)
-        i, s = self._sample_noise(batch - n_pool)
+        i, s = self._sample_noise(batches * (batch - n_pool))
         i.requires_grad_(gap)
         s.requires_grad_(gap)
         wplus, latents = self.G.unroll(i, s)
         if n_pool:
-            wplus = torch.cat([wplus, self._pool_windows(n_pool)], 0)
+            draws = [self._filled_pool().sample(n_pool, self.noise) for _ in range(batches)]
+            pooled = self._continue(tuple(torch.cat(h) for h in zip(*draws)))
+            wplus = torch.cat([part for pair in zip(wplus.tensor_split(batches), pooled.tensor_split(batches))
+                               for part in pair])
         return wplus, (i, s, latents)
 
     def _filled_pool(self) -> StatePool:
@@ -417,12 +423,10 @@ class Trainer:
         return torch.stack([self.late_moments(w, self.noise, stratum)
                             for stratum, w in enumerate(self._continue(state).split(sizes))]).mean()
 
-    def _critic_step(self, real: torch.Tensor) -> torch.Tensor:
-        """One WGAN-GP step of C; returns [loss, Wasserstein estimate, GP] on the device."""
-        with torch.no_grad():
-            fake, _ = self._fake_windows(real.shape[0])
-        wasserstein_loss = critic_wgan_loss(self.C(real), self.C(fake))
-        gp = gradient_penalty(self.C, real, fake, generator=self.noise)
+    def _critic_step(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """One WGAN-GP step of C on a real and a fake batch; returns [loss, Wasserstein estimate, GP] on the
+        device."""
+        wasserstein_loss, gp = critic_objective(self.C, real, fake, generator=self.noise)
         loss = wasserstein_loss + self.config.lambda_gp * gp
         self.opt_c.zero_grad(set_to_none=True)
         loss.backward()
@@ -434,9 +438,8 @@ class Trainer:
         real = real_slow_windows(self.slow_real, self.slow_layout, self.config.slow_batch, self.noise)
         with torch.no_grad():
             fake = fake_slow_windows(self.G, self.projection, self.slow_layout, self.config.slow_batch, self.noise)
-        wasserstein_loss = critic_wgan_loss(self.C_slow(real), self.C_slow(fake))
-        loss = wasserstein_loss + self.config.lambda_gp * gradient_penalty(self.C_slow, real, fake,
-                                                                           generator=self.noise)
+        wasserstein_loss, gp = critic_objective(self.C_slow, real, fake, generator=self.noise)
+        loss = wasserstein_loss + self.config.lambda_gp * gp
         self.opt_slow.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_slow.step()
@@ -480,9 +483,11 @@ class Trainer:
         start = time.perf_counter()
         if self.config.lr_decay:
             self._set_learning_rates()
-        first = self.iteration * self.config.critic_steps
-        critic = torch.stack([self._critic_step(self._real_batch(b))
-                              for b in range(first, first + self.config.critic_steps)]).mean(0)
+        first, steps = self.iteration * self.config.critic_steps, self.config.critic_steps
+        real = [self._real_batch(b) for b in range(first, first + steps)]
+        with torch.no_grad():
+            fake = self._fake_windows(real[0].shape[0], batches=steps)[0].tensor_split(steps)
+        critic = torch.stack([self._critic_step(r, f) for r, f in zip(real, fake)]).mean(0)
         slow_wasserstein = (self._slow_critic_step() if self.C_slow is not None
                             else torch.full((), float("nan"), device=critic.device))
         generator = self._generator_step(min(self.config.batch_size, self.sampler.n_windows))
