@@ -55,6 +55,8 @@ class Arm:
     ema: float | None = None
     critic_steps: int = 5
     lr_decay: float = 0.0
+    lr_c: float | None = None   # the critic's learning rate, if not the generator's (two time-scale updates)
+    paper: bool = True          # the paper's training (--paper), or svgan-train's defaults (state pool and L_M)
 
     @property
     def learning_rate(self) -> float:
@@ -64,12 +66,24 @@ class Arm:
     def ema_beta(self) -> float:
         return self.ema if self.ema is not None else BASE_EMA ** (self.batch / BASE_BATCH)
 
+    @property
+    def critic_learning_rate(self) -> float:
+        return self.lr_c if self.lr_c is not None else self.learning_rate
+
     def options(self) -> list[str]:
-        lr = self.learning_rate
-        # --paper: the study measured the paper's training (svgan-train's defaults before session 13)
-        return ["--paper", "--model", "small", "--batch-size", str(self.batch), "--lr-g", f"{lr:g}",
-                "--lr-c", f"{lr:g}", "--ema", f"{self.ema_beta:.6f}", "--critic-steps", str(self.critic_steps),
-                "--checkpoint-every", "100000"] + (["--lr-decay", f"{self.lr_decay:g}"] if self.lr_decay else [])
+        # --paper: the study's first arms measured the paper's training (svgan-train's defaults before session 13)
+        return (["--paper"] if self.paper else []) + [
+            "--model", "small", "--batch-size", str(self.batch), "--lr-g", f"{self.learning_rate:g}",
+            "--lr-c", f"{self.critic_learning_rate:g}", "--ema", f"{self.ema_beta:.6f}", "--critic-steps",
+            str(self.critic_steps), "--checkpoint-every", "100000"] + (
+            ["--lr-decay", f"{self.lr_decay:g}"] if self.lr_decay else [])
+
+    def config(self) -> "TrainConfig":
+        from svgan.training.trainer import LONG_HORIZON, MODEL_SIZES, TrainConfig
+
+        return TrainConfig(batch_size=self.batch, lr_g=self.learning_rate, lr_c=self.critic_learning_rate,
+                           ema=self.ema_beta, critic_steps=self.critic_steps, lr_decay=self.lr_decay,
+                           **MODEL_SIZES["small"], **({} if self.paper else LONG_HORIZON))
 
 
 ARMS: dict[str, Arm] = {
@@ -89,6 +103,14 @@ ARMS: dict[str, Arm] = {
     # bundle D's recipe with both learning rates falling linearly to zero over the second half of the run (its
     # largest --epochs stage): a budget spent settling instead of stopping mid-stride
     "d-decay": Arm(32, lr=1e-3, ema=0.995, lr_decay=0.5),
+    # bundle F's recipe (svgan-train's defaults, bundle D's batch and rates; docs/long-horizon.md §5b), and it with
+    # fewer critic steps: after issue 17's batched fake windows, the critic steps are 3/7 of an iteration on two
+    # threads, G's step (GAP's double backward, L_M's 128 pool windows) the rest. With one critic step, the critic
+    # at three times G's rate (two time-scale updates, Heusel et al. 2017) against at G's.
+    "f": Arm(32, lr=1e-3, ema=0.995, paper=False),
+    "f-c2": Arm(32, lr=1e-3, ema=0.995, critic_steps=2, paper=False),
+    "f-c1": Arm(32, lr=1e-3, ema=0.995, critic_steps=1, paper=False),
+    "f-c1-ttur": Arm(32, lr=1e-3, ema=0.995, critic_steps=1, lr_c=3e-3, paper=False),
 }
 
 
@@ -105,11 +127,16 @@ SYNTHETIC = ("the long-horizon ablation's synthetic sequence (10 min of 4 x 32 W
 
 def iterations_for(epochs: float, frames: int, arm: Arm) -> int:
     """The iteration at which `epochs` epochs are done (the trainer's own count: every window once through C)."""
-    return math.ceil(epochs * batches_per_epoch(frames, arm.batch) / arm.critic_steps)
+    return math.ceil(round(epochs * batches_per_epoch(frames, arm.batch) / arm.critic_steps, 3))
+
+
+def stages_at(iterations: list[int], frames: int, arm: Arm) -> list[float]:
+    """The epochs at which `arm` has run each of `iterations` (a study that compares arms at equal G updates)."""
+    return [round(n * arm.critic_steps / batches_per_epoch(frames, arm.batch), 6) for n in iterations]
 
 
 def study_arm(out: Path, data: Path, frames: int, arm: str, stages: list[float], seed: int) -> dict[str, Any]:
-    """Train `arm` stage by stage, scoring after each; returns its curve."""
+    """Train `arm` stage by stage (`stages` in epochs), scoring after each; returns its curve."""
     import torch
 
     run_dir, log = out / arm, out / f"{arm}.log"
@@ -125,7 +152,7 @@ def study_arm(out: Path, data: Path, frames: int, arm: str, stages: list[float],
             if done < target:  # (a stage whose scoring was interrupted is trained already)
                 start = time.perf_counter()
                 run(tool("svgan-train") + [str(data), "--out", str(run_dir), "--seed", str(seed),
-                                           "--epochs", f"{max(stages):g}", "--max-iterations", str(target - done),
+                                           "--epochs", str(math.ceil(max(stages))), "--max-iterations", str(target - done),
                                            *ARMS[arm].options()] + (["--resume"] if done else []), log)
                 seconds[f"{epochs:g}"] = seconds.get(f"{epochs:g}", 0.0) + time.perf_counter() - start
                 timing.write_text(json.dumps(seconds))
@@ -147,15 +174,12 @@ def quiet_seconds_per_iteration(data: Path, arm: str, threads: int = 1, repeats:
 
     import torch
 
-    from svgan.training.trainer import MODEL_SIZES, TrainConfig, start_run
+    from svgan.training.trainer import start_run
     from svgan.training.wplus_data import load_wplus
 
     torch.set_num_threads(threads)
-    a = ARMS[arm]
-    config = TrainConfig(batch_size=a.batch, lr_g=a.learning_rate, lr_c=a.learning_rate, ema=a.ema_beta,
-                         critic_steps=a.critic_steps, lr_decay=a.lr_decay, **MODEL_SIZES["small"])
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = start_run(load_wplus(data, window=WINDOW), Path(run_dir) / "run", config)
+        trainer = start_run(load_wplus(data, window=WINDOW), Path(run_dir) / "run", ARMS[arm].config())
         trainer.train_iteration()
         times = []
         for _ in range(repeats):
@@ -195,6 +219,8 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--arms", nargs="+", choices=sorted(ARMS), default=["b64", "b256", "b1024"])
     parser.add_argument("--epochs", type=float, nargs="+", default=[3, 6, 12, 18, 24])
+    parser.add_argument("--iterations", type=int, nargs="+",
+                        help="stages in iterations (G updates) instead of epochs, for arms with other critic steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1,
@@ -216,9 +242,10 @@ def main() -> None:
         if not data.is_file():
             save_npz(data, sequence)
         frames = len(sequence["wplus"])
-    stages = sorted(args.epochs)
+    stages = {arm: stages_at(sorted(args.iterations), frames, ARMS[arm]) if args.iterations else sorted(args.epochs)
+              for arm in args.arms}
     with ThreadPoolExecutor(args.jobs) as pool:
-        arms = list(pool.map(lambda arm: study_arm(args.out, data, frames, arm, stages, args.seed), args.arms))
+        arms = list(pool.map(lambda arm: study_arm(args.out, data, frames, arm, stages[arm], args.seed), args.arms))
     timing = args.out / ("quiet-seconds-per-iteration.json" if args.threads == 1 else
                          f"quiet-seconds-per-iteration-{args.threads}-threads.json")
     quiet = json.loads(timing.read_text()) if timing.is_file() else {}
@@ -233,7 +260,7 @@ def main() -> None:
     threads = "one thread" if args.threads == 1 else f"{args.threads} threads"
     report = {"description": DESCRIPTION.format(data=described, seed=args.seed, threads=threads),
               "data": str(args.data or DATA), "seed": args.seed, "threads": threads,
-              "stages_epochs": stages, "arms": arms, "plot": f"benchmarks/batch-study-{args.name}.png",
+              "stages_epochs": stages, "stages_iterations": args.iterations, "arms": arms, "plot": f"benchmarks/batch-study-{args.name}.png",
               "command": "python docs/experiments/batch_study.py " + " ".join(sys.argv[1:])}
     plot(report, args.out / "study.png")
     (args.out / "study.json").write_text(json.dumps(report, indent=2) + "\n")
