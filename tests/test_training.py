@@ -206,16 +206,38 @@ def test_late_moments_measure_where_and_how_wide_windows_sit_against_the_data(tm
 @pytest.mark.parametrize("own, ages, groups", [(0, 1, [4]), (12, 1, [12]), (12, 3, [4, 4, 4])])
 def test_late_moments_read_the_batch_pool_windows_or_a_draw_of_their_own(tmp_path, sequence, own, ages, groups):
     """The critic's batch keeps its 4 of 8 pool windows either way; with late_moment_windows the term reads its own
-    12 pool windows, each 25 steps of G with gradient, instead of the batch's 4, and with late_moment_ages 3 it
-    reads them as 3 groups of 4, one per age stratum, and is their mean."""
+    12 pool windows, each 25 steps of G with gradient and read as its mean code, instead of the batch's 4, and with
+    late_moment_ages 3 it reads them as 3 groups of 4, one per age stratum, and is their mean."""
     trainer = start_run(sequence, tmp_path / "run", TrainConfig(
         epochs=3, **SMALL, **dict(WINDOW_MOMENTS, late_moment_windows=own, late_moment_ages=ages)))
     seen = []
     trainer.late_moments.register_forward_hook(lambda module, inputs, output: seen.append((inputs[0], output)))
     stats = trainer.train_iteration()
-    assert [w.shape[:2] for w, _ in seen] == [(n, 25) for n in groups] and seen[0][0].requires_grad
+    assert [w.shape[:2] for w, _ in seen] == [(n, 1 if own else 25) for n in groups] and seen[0][0].requires_grad
     assert stats.late_moments == pytest.approx(float(torch.stack([out.detach() for _, out in seen]).mean()))
     assert trainer._fake_windows(8)[0].shape[0] == 8
+
+
+@pytest.mark.parametrize("directions", [0, 8])
+def test_late_moments_of_window_means_equal_those_of_the_whole_windows(tmp_path, sequence, directions):
+    """L_M over window means reads each of its own windows as one mean code, computed as A(mean T(l_k)): the same
+    value and gradient as from the windows' 25 codes (A is affine)."""
+    trainer = start_run(sequence, tmp_path / "run", TrainConfig(epochs=3, **SMALL, **dict(
+        WINDOW_MOMENTS, late_moment_windows=12, late_moment_directions=directions)))
+    trainer.train_iteration()
+    state = trainer.pool.sample(12, trainer.noise)
+    start = trainer.noise.get_state()
+    results = []
+    for windows in (trainer._continue, trainer._continue_means):
+        trainer.noise.set_state(start)
+        value = trainer.late_moments(windows(state), trainer.noise)
+        results.append((value, torch.autograd.grad(value, list(trainer.G.parameters()), allow_unused=True,
+                                                   materialize_grads=True)))
+    (whole, whole_grads), (means, means_grads) = results
+    torch.testing.assert_close(means, whole, rtol=1e-4, atol=1e-5)
+    for a, b in zip(means_grads, whole_grads):   # float32 rounding: ~1e-4 of each gradient's largest element
+        assert (a - b).abs().max() <= 1e-3 * b.abs().max()
+    assert max(g.abs().max() for g in whole_grads) > 0
 
 
 def test_an_age_balanced_draw_takes_each_stratum_of_the_pool_equally():

@@ -398,15 +398,21 @@ class Trainer:
             self.pool.fill(self.G, self.noise)
         return self.pool
 
-    def _pool_windows(self, n: int) -> torch.Tensor:
-        """`n` windows of G that start from pool states (gradient through their own steps only)."""
-        return self._continue(self._filled_pool().sample(n, self.noise))
-
     def _continue(self, state: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """One window of G from each of the states (gradient through its own steps only)."""
-        steps = torch.randn(state[0].shape[0], self.config.window, self.G.config.latent_dim, generator=self.noise,
-                            device=self.device)
-        return self.G.rollout(state, steps)[0]
+        return self.G.rollout(state, self._window_steps(state))[0]
+
+    def _continue_means(self, state: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The mean W+ code of the window `_continue` would give each state, as a window of one frame [n, 1, ...]:
+        the style maps A are affine, so A of the window's mean T(l_k) is the mean of its codes, for 1/window of
+        A's work. L_M over window means reads nothing else, and A on every frame of its 128 windows was most of
+        its cost (issue 17)."""
+        latents = self.G.rollout_latents(state, self._window_steps(state))[0]
+        return self.G.A(self.G.T(latents).mean(1))[:, None]
+
+    def _window_steps(self, state: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return torch.randn(state[0].shape[0], self.config.window, self.G.config.latent_dim, generator=self.noise,
+                           device=self.device)
 
     def _late_moments(self, wplus: torch.Tensor, batch: int) -> torch.Tensor:
         """L_M of the generator step: on the batch's pool windows (the last of `wplus`), on a draw of its own, or,
@@ -416,12 +422,14 @@ class Trainer:
         config = self.config
         if not config.late_moment_windows:
             return self.late_moments(wplus[batch - config.pool_windows(batch):], self.noise)
+        windows = self._continue_means if config.late_moment_over == "windows" else self._continue
         if config.late_moment_ages == 1:
-            return self.late_moments(self._pool_windows(config.late_moment_windows), self.noise)
+            return self.late_moments(windows(self._filled_pool().sample(config.late_moment_windows, self.noise)),
+                                     self.noise)
         state, sizes = self._filled_pool().sample_by_age(config.late_moment_windows, config.late_moment_ages,
                                                          self.noise)
         return torch.stack([self.late_moments(w, self.noise, stratum)
-                            for stratum, w in enumerate(self._continue(state).split(sizes))]).mean()
+                            for stratum, w in enumerate(windows(state).split(sizes))]).mean()
 
     def _critic_step(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """One WGAN-GP step of C on a real and a fake batch; returns [loss, Wasserstein estimate, GP] on the
