@@ -21,6 +21,8 @@ from torch import nn
 from torch.nn import functional as F
 
 GRUState = tuple[torch.Tensor, ...]
+# Above this many sequences `rollout_latents` steps P cell by cell instead of as a wavefront (see there).
+WAVEFRONT_MAX_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,13 @@ class GRUCell(nn.Module):
         z = torch.sigmoid(gi[1] + gh[1])
         n = torch.tanh(gi[2] + r * gh[2])
         return (1 - z) * n + z * h
+
+
+def _pad_gates(weight: torch.Tensor, width: int) -> torch.Tensor:
+    """A GRU weight [3h, d] or bias [3h] with each gate's block zero-padded to h = d = `width`."""
+    gates = weight.unflatten(0, (3, -1))
+    padding = (0, width - gates.shape[-1], 0, width - gates.shape[1]) if weight.ndim == 2 else (0, width - gates.shape[1])
+    return F.pad(gates, padding).flatten(0, 1)
 
 
 class StyleAffine(nn.Module):
@@ -144,12 +153,47 @@ class TemporalGenerator(nn.Module):
         return ws, latent, state
 
     def rollout_latents(self, state: GRUState, s: torch.Tensor) -> tuple[torch.Tensor, GRUState]:
-        """P alone from `state` once per s_k (s: B x n x 32): (l: B x n x 32, the final state)."""
+        """P alone from `state` once per s_k (s: B x n x 32): (l: B x n x 32, the final state).
+
+        The cells are stepped as a wavefront: cell j takes its step k at wave k + j, when cell j - 1 has just
+        made its input, so each wave steps every cell at once with one batched matmul per gate input (the cells'
+        weights stacked, zero-padded to the widest cell) and one set of gate ops: n + cells - 1 waves instead of
+        n x cells cell steps, 3.6x fewer kernels for a 25-step window of 4 cells, forward and in both backwards
+        (issue 17: an iteration is mostly per-kernel overhead, on the CPU as on a GPU). Padded units have zero
+        weights and biases, so they stay at 0: r = z = 1/2 and n = 0 leave a zero memory zero. Batches over
+        `WAVEFRONT_MAX_BATCH` step cell by cell: there the stacked matmuls and gate ops cost more than the kernels
+        they save (2-core CPU, the demo world's widths: 25 steps of 32 windows 3.3 ms against 4.7 cell by cell, of
+        256 windows 20.9 against 14.5; forward and backward 13.4 against 20.2, 75.8 against 60.4)."""
+        cells, steps = len(self.P), s.shape[1]
+        if steps == 0:
+            return s.new_zeros(s.shape[0], 0, self.config.latent_dim), state
+        if s.shape[0] > WAVEFRONT_MAX_BATCH:
+            latents = []
+            for k in range(steps):
+                state = self.advance(s[:, k], state)
+                latents.append(state[-1])
+            return torch.stack(latents, 1), state
+        width = max(cell.hidden_size for cell in self.P)   # also the widest input: each cell reads the one below
+        w_ih, w_hh, b_ih, b_hh = (torch.stack([_pad_gates(getattr(cell, name), width) for cell in self.P])
+                                  for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        # [cells, width, 3 width], laid out once for every wave's matmul (a transposed view would be copied in each)
+        w_ih, w_hh = w_ih.transpose(1, 2).contiguous(), w_hh.transpose(1, 2).contiguous()
+        h = torch.stack([F.pad(x, (0, width - x.shape[-1])) for x in state])    # [cells, B, width]
+        s = F.pad(s, (0, width - s.shape[-1]))
         latents = []
-        for k in range(s.shape[1]):
-            state = self.advance(s[:, k], state)
-            latents.append(state[-1])
-        return torch.stack(latents, 1), state
+        for wave in range(steps + cells - 1):
+            below = s[:, min(wave, steps - 1)]                # cell 0's input; idle after the last step
+            gi = torch.baddbmm(b_ih[:, None], torch.cat([below[None], h[:-1]]), w_ih).chunk(3, -1)
+            gh = torch.baddbmm(b_hh[:, None], h, w_hh).chunk(3, -1)
+            r = torch.sigmoid(gi[0] + gh[0])
+            z = torch.sigmoid(gi[1] + gh[1])
+            new = (1 - z) * torch.tanh(gi[2] + r * gh[2]) + z * h
+            first, last = max(0, wave - steps + 1), min(cells - 1, wave)   # the cells with a step in this wave
+            h = new if (first, last) == (0, cells - 1) else torch.cat([h[:first], new[first:last + 1], h[last + 1:]])
+            if wave >= cells - 1:
+                latents.append(h[-1])
+        sizes = [cell.hidden_size for cell in self.P]
+        return torch.stack(latents, 1)[..., :sizes[-1]], tuple(x[:, :size] for x, size in zip(h, sizes))
 
     def forward(self, i: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         return self.unroll(i, s)[0]

@@ -30,8 +30,8 @@ def test_stepped_generator_equals_unrolled():
     for k in range(39):
         state, w = generator.step(s[:, k], state)
         stepped.append(w)
-    # The recurrence is exact; the unroll maps all steps' latents to W+ in one GEMM, whose sums may be ordered
-    # differently from one step's (last-bit differences).
+    # The unroll steps the cells as a wavefront of batched matmuls and maps all steps' latents to W+ in one GEMM,
+    # whose sums may be ordered differently from one step's (last-bit differences).
     torch.testing.assert_close(torch.stack(stepped, 1), unrolled, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(latents[:, 0], i, atol=0, rtol=0)  # l_0 = i
     assert len(state) == 4 and state[-1].shape == (3, 32) and state[0].shape == (3, 24)
@@ -39,8 +39,38 @@ def test_stepped_generator_equals_unrolled():
     first, _, middle = generator.rollout(generator.init(i)[0], s[:, :20])
     rest, _, end = generator.rollout(middle, s[:, 20:])
     torch.testing.assert_close(torch.cat([first, rest], 1), unrolled[:, 1:], atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(end[-1], state[-1], atol=0, rtol=0)
-    torch.testing.assert_close(latents[:, -1], state[-1], atol=0, rtol=0)
+    torch.testing.assert_close(end[-1], state[-1], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(latents[:, -1], end[-1], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("batch, steps", [(5, 25), (5, 1), (5, 2), (70, 4)])
+def test_the_wavefront_rollout_is_the_cell_by_cell_recurrence(batch, steps):
+    """P as a wavefront (cell j's step k at wave k + j, the cells' weights stacked and zero-padded to the widest;
+    batches over WAVEFRONT_MAX_BATCH step cell by cell) gives the latents, final state and GAP's second-order
+    gradients of stepping each cell in turn, exactly in float64, also for windows shorter than the stack."""
+    from svgan.models.temporal_generator import WAVEFRONT_MAX_BATCH
+
+    torch.manual_seed(0)
+    generator = TemporalGenerator(SMALL_G).double()     # hidden 24 below a 32-d top cell: padding both ways
+    i, s = (x.double().requires_grad_(True) for x in generator.sample_inputs(batch, steps + 1))
+    assert (batch > WAVEFRONT_MAX_BATCH) == (batch == 70)
+
+    def cell_by_cell(state, s):
+        latents = []
+        for k in range(s.shape[1]):
+            state = generator.advance(s[:, k], state)
+            latents.append(state[-1])
+        return torch.stack(latents, 1), state
+
+    results = []
+    for rollout in (generator.rollout_latents, cell_by_cell):
+        latents, state = rollout(generator.init(i)[0], s)
+        grad_i, grad_s = torch.autograd.grad((latents[:, -1] - i).norm(dim=1).sum(), (i, s), create_graph=True)
+        phi = torch.atan2(grad_s.flatten(1).norm(dim=1), grad_i.norm(dim=1)).sum()
+        results.append([latents, *state, *torch.autograd.grad(phi, list(generator.P.parameters()))])
+    for ours, reference in zip(*results):
+        torch.testing.assert_close(ours, reference, atol=1e-12, rtol=1e-12)
+    assert results[0][0].shape == (batch, steps, 32) and results[0][-1].abs().sum() > 0
 
 
 def test_initial_memory_comes_from_h_and_i():

@@ -45,10 +45,9 @@ class StatePool:
     @torch.no_grad()
     def advance(self, generator: TemporalGenerator, steps: int, noise: torch.Generator) -> None:
         """Step every state `steps` times with fresh s_k, then restart a `reset` fraction from `init(i)`."""
-        state = self.states
-        for _ in range(steps):
-            s = torch.randn(self.size, generator.config.latent_dim, generator=noise, device=self.device)
-            state = generator.advance(s, state)
+        s = torch.stack([torch.randn(self.size, generator.config.latent_dim, generator=noise, device=self.device)
+                         for _ in range(steps)], 1)   # drawn step by step, as a frame-by-frame stream draws them
+        state = generator.rollout_latents(self.states, s)[1]
         self.ages += steps
         n_reset = max(1, round(self.reset_fraction * self.size))
         chosen = torch.randperm(self.size, generator=noise, device=self.device)[:n_reset]
