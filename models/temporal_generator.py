@@ -7,7 +7,7 @@
     A:  one learned affine map per style, giving w_k in W+ = R^{n_styles x 512}.
 
 The runtime needs G one frame at a time, so the model is written as `init(i) -> (state, w_0)` and
-`step(s_k, state) -> (state', w_{k+1})`; `unroll` (training) is a loop over the same `step`.
+`step(s_k, state) -> (state', w_{k+1})`; `unroll` (training) computes the same recurrence for a whole window.
 The GRU cell is written out in plain ops rather than `nn.GRUCell` so that the gradient angle penalty can
 differentiate through it twice (create_graph=True) on every device and it exports to ONNX as matmuls.
 """
@@ -21,8 +21,6 @@ from torch import nn
 from torch.nn import functional as F
 
 GRUState = tuple[torch.Tensor, ...]
-# Above this many sequences `rollout_latents` steps P cell by cell instead of as a wavefront (see there).
-WAVEFRONT_MAX_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -160,19 +158,13 @@ class TemporalGenerator(nn.Module):
         weights stacked, zero-padded to the widest cell) and one set of gate ops: n + cells - 1 waves instead of
         n x cells cell steps, 3.6x fewer kernels for a 25-step window of 4 cells, forward and in both backwards
         (issue 17: an iteration is mostly per-kernel overhead, on the CPU as on a GPU). Padded units have zero
-        weights and biases, so they stay at 0: r = z = 1/2 and n = 0 leave a zero memory zero. Batches over
-        `WAVEFRONT_MAX_BATCH` step cell by cell: there the stacked matmuls and gate ops cost more than the kernels
-        they save (2-core CPU, the demo world's widths: 25 steps of 32 windows 3.3 ms against 4.7 cell by cell, of
-        256 windows 20.9 against 14.5; forward and backward 13.4 against 20.2, 75.8 against 60.4)."""
+        weights and biases, so they stay at 0: r = z = 1/2 and n = 0 leave a zero memory zero. On this 2-core
+        CPU at the demo world's widths, 25 steps forward and backward took 15.8 ms against 24.7 cell by cell for 48
+        windows and 48.5 against 58.5 for 256 on both cores (on one thread, from ~80 windows up, the cell loop is
+        faster: 61 against 78 ms for 256)."""
         cells, steps = len(self.P), s.shape[1]
         if steps == 0:
             return s.new_zeros(s.shape[0], 0, self.config.latent_dim), state
-        if s.shape[0] > WAVEFRONT_MAX_BATCH:
-            latents = []
-            for k in range(steps):
-                state = self.advance(s[:, k], state)
-                latents.append(state[-1])
-            return torch.stack(latents, 1), state
         width = max(cell.hidden_size for cell in self.P)   # also the widest input: each cell reads the one below
         w_ih, w_hh, b_ih, b_hh = (torch.stack([_pad_gates(getattr(cell, name), width) for cell in self.P])
                                   for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
