@@ -156,6 +156,18 @@ def test_the_critic_objective_in_one_pass_is_the_two_passes(sequence):
     torch.testing.assert_close(*grads)
 
 
+def test_a_bfloat16_critic_computes_its_layers_in_bfloat16_and_trains(tmp_path, sequence):
+    trainer = start_run(sequence, tmp_path / "run", TrainConfig(epochs=3, **SMALL, **POOL, critic_dtype="bfloat16"))
+    seen = []
+    trainer.C.E[0].register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    before = [p.detach().clone() for p in trainer.C.parameters()]
+    stats = trainer.train_iteration()
+    assert set(seen) == {torch.bfloat16} and len(seen) == 2 * 2 + 1   # 2 critic steps (a pass + GP's), G's
+    assert math.isfinite(stats.loss_c) and math.isfinite(stats.gp) and math.isfinite(stats.loss_g)
+    assert all(p.dtype == torch.float32 for p in trainer.C.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.C.parameters()))
+
+
 def test_the_slow_critic_reads_long_windows_of_pca_coordinates(tmp_path, sequence):
     trainer = start_run(sequence, tmp_path / "run", TrainConfig(epochs=3, **SMALL, **SLOW))
     stats = trainer.train_iteration()
@@ -390,6 +402,7 @@ def test_a_sequence_shorter_than_a_slow_window_is_refused(tmp_path, sequence):
     (dict(MOMENTS, late_moment_momentum=0.0), "--late-moment-momentum must be in"),
     (dict(POOL, late_moment_momentum=0.9), "--late-moment-momentum .* needs --late-moments"),
     (dict(lr_decay=1.5), "--lr-decay must be in \\[0, 1\\]"),
+    (dict(critic_dtype="float16"), "--critic-dtype must be one of float32, bfloat16"),
 ])
 def test_pool_settings_that_cannot_work_are_refused_up_front(tmp_path, sequence, options, message):
     from svgan.errors import UserError

@@ -15,7 +15,7 @@ from svgan.cli_types import FiniteRange, OutputDir, OutputFile, write_summary
 from svgan.errors import StopFlag, fail, one_line_errors
 
 from .late_moments import OVER as LATE_MOMENTS_OVER
-from .trainer import CHECKPOINT, LONG_HORIZON, MODEL_SIZES, TrainConfig, TrainingDiverged, start_run
+from .trainer import CHECKPOINT, CRITIC_DTYPES, LONG_HORIZON, MODEL_SIZES, TrainConfig, TrainingDiverged, start_run
 from .wplus_data import load_wplus
 
 DEFAULTS = TrainConfig(**LONG_HORIZON)
@@ -48,6 +48,10 @@ def recipe_default(name: str) -> str:
 @click.option("--no-gap", is_flag=True, help="Train without the gradient angle penalty (the paper's ablation).")
 @click.option("--ema", default=DEFAULTS.ema, type=FiniteRange(0, 1, max_open=True),
               help="EMA momentum of G's weights (paper: 0.995).")
+@click.option("--critic-dtype", type=click.Choice(CRITIC_DTYPES), default=DEFAULTS.critic_dtype,
+              help="What the critic's matmuls and convolutions compute in (autocast; scores, losses and weights "
+                   "stay float32). bfloat16 runs them on a CPU's AMX units (measured: docs/benchmarks.md) or a "
+                   "GPU's tensor cores (not measured); on a CPU without bfloat16 units it is slower.")
 @click.option("--model", "model_size", type=click.Choice(sorted(MODEL_SIZES)), default="paper",
               help="Widths of G and C: the paper's, or 'small' (about a quarter; CPU experiments, the demo world).")
 @click.option("--paper", is_flag=True,
@@ -119,7 +123,8 @@ def recipe_default(name: str) -> str:
               help="Write a JSON summary here ('-' for stdout).")
 @one_line_errors("svgan-train")
 def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: int, lr_g: float, lr_c: float,
-         lambda_gp: float, lambda_gap: float, no_gap: bool, ema: float, model_size: str, paper: bool,
+         lambda_gp: float, lambda_gap: float, no_gap: bool, ema: float, critic_dtype: str, model_size: str,
+         paper: bool,
          pool_size: int | None, pool_fraction: float | None, pool_advance: int, pool_reset: float,
          slow_weight: float, slow_window: int, slow_stride: int, slow_components: int, slow_batch: int,
          late_moment_weight: float | None, late_moment_components: int, late_moment_over: str | None,
@@ -144,6 +149,7 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
     long_horizon = {name: getattr(recipe, name) if value is None else value for name, value in given.items()}
     config = TrainConfig(epochs=epochs, batch_size=batch_size, critic_steps=critic_steps, lr_g=lr_g, lr_c=lr_c,
                          lambda_gp=lambda_gp, lambda_gap=lambda_gap, gap=not no_gap, ema=ema,
+                         critic_dtype=critic_dtype,
                          pool_advance=pool_advance, pool_reset=pool_reset, slow_weight=slow_weight,
                          slow_window=slow_window, slow_stride=slow_stride, slow_components=slow_components,
                          slow_batch=slow_batch, late_moment_components=late_moment_components,

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -25,7 +26,7 @@ def generator_wgan_loss(score_fake: torch.Tensor) -> torch.Tensor:
     return -score_fake.mean()
 
 
-def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """E[(||grad C(x_hat)|| - 1)^2] with x_hat = a real + (1 - a) fake, a ~ U(0, 1) per window."""
     alpha = torch.rand(real.shape[0], *([1] * (real.ndim - 1)), device=real.device, generator=generator)
@@ -34,7 +35,7 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
-def critic_objective(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+def critic_objective(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(the Wasserstein loss, GP) of one critic step.
 

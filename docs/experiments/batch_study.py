@@ -57,6 +57,7 @@ class Arm:
     lr_decay: float = 0.0
     lr_c: float | None = None   # the critic's learning rate, if not the generator's (two time-scale updates)
     paper: bool = True          # the paper's training (--paper), or svgan-train's defaults (state pool and L_M)
+    critic_dtype: str = "float32"
 
     @property
     def learning_rate(self) -> float:
@@ -76,13 +77,15 @@ class Arm:
             "--model", "small", "--batch-size", str(self.batch), "--lr-g", f"{self.learning_rate:g}",
             "--lr-c", f"{self.critic_learning_rate:g}", "--ema", f"{self.ema_beta:.6f}", "--critic-steps",
             str(self.critic_steps), "--checkpoint-every", "100000"] + (
-            ["--lr-decay", f"{self.lr_decay:g}"] if self.lr_decay else [])
+            ["--lr-decay", f"{self.lr_decay:g}"] if self.lr_decay else []) + (
+            ["--critic-dtype", self.critic_dtype] if self.critic_dtype != "float32" else [])
 
     def config(self) -> "TrainConfig":
         from svgan.training.trainer import LONG_HORIZON, MODEL_SIZES, TrainConfig
 
         return TrainConfig(batch_size=self.batch, lr_g=self.learning_rate, lr_c=self.critic_learning_rate,
                            ema=self.ema_beta, critic_steps=self.critic_steps, lr_decay=self.lr_decay,
+                           critic_dtype=self.critic_dtype,
                            **MODEL_SIZES["small"], **({} if self.paper else LONG_HORIZON))
 
 
@@ -111,6 +114,9 @@ ARMS: dict[str, Arm] = {
     "f-c2": Arm(32, lr=1e-3, ema=0.995, critic_steps=2, paper=False),
     "f-c1": Arm(32, lr=1e-3, ema=0.995, critic_steps=1, paper=False),
     "f-c1-ttur": Arm(32, lr=1e-3, ema=0.995, critic_steps=1, lr_c=3e-3, paper=False),
+    # bundle F's recipe with C in bfloat16 (AMX on this CPU), and with 3 critic steps
+    "f-bf16": Arm(32, lr=1e-3, ema=0.995, paper=False, critic_dtype="bfloat16"),
+    "f-c3": Arm(32, lr=1e-3, ema=0.995, critic_steps=3, paper=False),
 }
 
 
