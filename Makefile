@@ -31,6 +31,7 @@ BENCH := $(PY) -m svgan.bench.cli
 bench: $(STAMP)  ## speed figures -> docs/benchmarks/*.json and docs/benchmarks.md
 	$(BENCH) train --device cpu --json docs/benchmarks/train-cpu.json
 	$(BENCH) train --device cpu --paper --json docs/benchmarks/train-cpu-paper.json
+	$(BENCH) train --device cpu --critic-dtype bfloat16 --json docs/benchmarks/train-cpu-bf16.json
 	test -f demo/bundle/manifest.json || $(PY) -m svgan.world.demo --abstract --seconds 1 --output demo/check.mp4
 	for b in 1 8; do $(BENCH) stream --bundle demo/bundle --batch $$b --label "demo (config-f / 4)" \
 	    --json docs/benchmarks/stream-ort-cpu-256-demo-b$$b.json; done

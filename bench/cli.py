@@ -12,6 +12,7 @@ import click
 from svgan.cli_types import FiniteRange, IntList, OutputFile
 from svgan.errors import UserError, one_line_errors
 from svgan.runtime.x264 import X264_PRESETS
+from svgan.training.trainer import CRITIC_DTYPES
 
 from .report import write_report
 from .train import TrainBenchConfig, run_train_bench
@@ -37,21 +38,23 @@ def main() -> None:
 @click.option("--paper", is_flag=True,
               help="Time the paper's training (svgan-train --paper) instead of svgan-train's defaults, which add "
                    "the state pool and L_M.")
+@click.option("--critic-dtype", type=click.Choice(CRITIC_DTYPES), default=DEFAULTS.critic_dtype,
+              help="What the critic computes in (svgan-train --critic-dtype).")
 @click.option("--json", "json_out", type=OutputFile(), default=None,
               help="Write the result here (e.g. docs/benchmarks/train-cpu.json).")
 @click.option("--report", type=OutputFile(), default=None,
               help="Re-render this markdown report from the JSON files beside --json.")
 @one_line_errors("svgan-bench")
 def train(frames: int, n_styles: int, batch_size: int, iterations: int, device: str, paper: bool,
-          json_out: Path | None, report: Path | None) -> None:
+          critic_dtype: str, json_out: Path | None, report: Path | None) -> None:
     """Seconds per training iteration and per paper epoch, and what GP and GAP cost."""
     if device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA device is available")
-    _record(run_train_bench(TrainBenchConfig(frames, n_styles, batch_size, iterations, device, paper)), json_out,
-            report)
+    _record(run_train_bench(TrainBenchConfig(frames, n_styles, batch_size, iterations, device, paper, critic_dtype)),
+            json_out, report)
 
 
 @main.command(context_settings={"show_default": True})

@@ -14,11 +14,20 @@ exact command that produced it. GPU rows come from the lent GPU machine when a s
 
 # (device, batch): the rows docs/benchmarks.md always shows, "not measured" until a JSON file holds them. Larger
 # batches are GPU rows: on the CPU an iteration's time grows with the batch (issue 17's batch study).
-# (device, batch, recipe): svgan-train's defaults, and the paper's training (`--paper`) they add to
+# (device, batch, training): svgan-train's defaults, the paper's training (`--paper`) they add to, and the defaults
+# with the critic in bfloat16 (`--critic-dtype bfloat16`)
+BF16 = "default, C in bfloat16"
 TRAIN_EXPECTED = {("cpu", 64, "default"): "CPU (this 2-core machine)",
-                  ("cpu", 64, "paper"): "CPU (this 2-core machine)",
+                  ("cpu", 64, "paper"): "CPU (this 2-core machine)", ("cpu", 64, BF16): "CPU (this 2-core machine)",
                   ("cuda", 64, "default"): "GPU (device tool)", ("cuda", 64, "paper"): "GPU (device tool)",
+                  ("cuda", 64, BF16): "GPU (device tool)",
                   ("cuda", 256, "paper"): "GPU (device tool)", ("cuda", 1024, "paper"): "GPU (device tool)"}
+
+
+def _training(config: dict) -> str:
+    """A train result's recipe as the table names it (results from before session 13 timed the paper's)."""
+    recipe = config.get("recipe", "paper")
+    return f"{recipe}, C in bfloat16" if config.get("critic_dtype", "float32") == "bfloat16" else recipe
 
 
 def _load(folder: Path, pattern: str) -> list[dict]:
@@ -26,14 +35,14 @@ def _load(folder: Path, pattern: str) -> list[dict]:
 
 
 def _train_section(folder: Path) -> str:
-    # results from before the recipe existed (session 13) timed the paper's training
-    rows = {(r["config"]["device"], r["config"]["batch_size"], r["config"].get("recipe", "paper")): r
+    rows = {(r["config"]["device"], r["config"]["batch_size"], _training(r["config"])): r
             for r in _load(folder, "train-*.json")}
     lines = ["## Training (`svgan-bench train`)", "",
              "Seconds per iteration (5 critic steps + 1 generator step, 25-frame windows, 18 x 512 W+) and per paper"
              " epoch (every window of a 15,000-frame sequence once through the critic). The 350-epoch column"
              " multiplies the measured epoch time by 350. Training: svgan-train's defaults (`default`: the paper's"
-             " method plus the state pool and L_M) or the paper's alone (`paper`, `--paper`); rows measured before"
+             " method plus the state pool and L_M; `C in bfloat16`: with `--critic-dtype bfloat16`) or the paper's"
+             " alone (`paper`, `--paper`); rows measured before"
              " session 13 timed the paper's training, then svgan-train's default, so their commands have no"
              " `--paper`. Issue 17's goal: 350"
              " epochs (or the same quality in fewer epochs at a larger batch) in 10 minutes on one H100.", "",

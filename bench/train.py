@@ -34,6 +34,7 @@ class TrainBenchConfig:
     iterations: int = 3       # timed iterations (after one warm-up)
     device: str = "cpu"
     paper: bool = False       # time the paper's training instead of svgan-train's defaults (pool and L_M)
+    critic_dtype: str = "float32"
 
     @property
     def recipe(self) -> str:
@@ -74,7 +75,8 @@ def run_train_bench(config: TrainBenchConfig) -> dict:
     device = torch.device(config.device)
     seq = make_sequence(SyntheticConfig(seconds=config.frames / 25, n_styles=config.n_styles))
     data = WPlusSequence(seq["wplus"], seq["fps"])
-    train = TrainConfig(batch_size=config.batch_size, **({} if config.paper else LONG_HORIZON))
+    train = TrainConfig(batch_size=config.batch_size, critic_dtype=config.critic_dtype,
+                        **({} if config.paper else LONG_HORIZON))
     with tempfile.TemporaryDirectory() as tmp:
         trainer = start_run(data, Path(tmp) / "run", train, device=config.device)
         real = trainer._real_batch(0)
@@ -85,10 +87,10 @@ def run_train_bench(config: TrainBenchConfig) -> dict:
                 return trainer._fake_windows(real.shape[0])[0]
 
         def critic_without_gp() -> None:
-            critic_wgan_loss(trainer.C(real), trainer.C(fake())).backward()
+            critic_wgan_loss(trainer._scores(real), trainer._scores(fake())).backward()
 
         def gp_only() -> None:
-            gradient_penalty(trainer.C, real, fake()).backward()
+            gradient_penalty(trainer._scores, real, fake()).backward()
 
         iteration = _timed(trainer.train_iteration, n, device)
         parts = {
@@ -105,7 +107,7 @@ def run_train_bench(config: TrainBenchConfig) -> dict:
         "benchmark": "train", "svgan": __version__, "torch": torch.__version__, "device": _device_name(device),
         "config": asdict(config) | {"recipe": config.recipe},
         "train_config": {k: v for k, v in asdict(train).items() if k in (
-            "batch_size", "critic_steps", "window", "epochs", *LONG_HORIZON)},
+            "batch_size", "critic_steps", "window", "epochs", "critic_dtype", *LONG_HORIZON)},
         "seconds_per_iteration": iteration, "iterations_per_epoch": iterations_per_epoch,
         "seconds_per_epoch": epoch, "projected_350_epochs_minutes": epoch * 350 / 60, **parts,
         "cudnn_gru_double_backward": cudnn_gru_double_backward(device),
