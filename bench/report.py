@@ -64,9 +64,10 @@ def _train_section(folder: Path) -> str:
 
 
 def _batch_study_section(folder: Path) -> str:
-    """Issue 17's batch study (docs/experiments/batch_study.py): quality per epoch and per minute, batch 64-1024."""
+    """Issue 17's batch study (docs/experiments/batch_study.py): quality per epoch and per minute, batch 64-1024,
+    and on the demo world the critic's steps and precision."""
     studies = _load(folder, "batch-study-*.json")
-    lines = ["### Batch size: quality per epoch and per minute", ""]
+    lines = ["### Batch size, critic steps, precision: quality per epoch and per minute", ""]
     if not studies:
         return "\n".join(lines + ["Not measured yet (`docs/experiments/batch_study.py`).", ""])
     for study in studies:
