@@ -79,9 +79,9 @@ class GRUCell(nn.Module):
 
 def _pad_gates(weight: torch.Tensor, width: int) -> torch.Tensor:
     """A GRU weight [3h, d] or bias [3h] with each gate's block zero-padded to h = d = `width`."""
-    gates = weight.unflatten(0, (3, -1))
-    padding = (0, width - gates.shape[-1], 0, width - gates.shape[1]) if weight.ndim == 2 else (0, width - gates.shape[1])
-    return F.pad(gates, padding).flatten(0, 1)
+    gates = weight.unflatten(0, (3, -1))                     # [3, h, d] or [3, h]
+    rows = (0, width - gates.shape[1])
+    return F.pad(gates, (0, width - gates.shape[2], *rows) if weight.ndim == 2 else rows).flatten(0, 1)
 
 
 class StyleAffine(nn.Module):
