@@ -16,7 +16,8 @@ exact command that produced it. GPU rows come from the lent GPU machine when a s
 # batches are GPU rows: on the CPU an iteration's time grows with the batch (issue 17's batch study).
 # (device, batch, training): svgan-train's defaults, the paper's training (`--paper`) they add to, and the defaults
 # with the critic in bfloat16 (`--critic-dtype bfloat16`)
-BF16 = "default, C in bfloat16"
+BF16_SUFFIX = "C in bfloat16"
+BF16 = f"default, {BF16_SUFFIX}"
 TRAIN_EXPECTED = {("cpu", 64, "default"): "CPU (this 2-core machine)",
                   ("cpu", 64, "paper"): "CPU (this 2-core machine)", ("cpu", 64, BF16): "CPU (this 2-core machine)",
                   ("cuda", 64, "default"): "GPU (device tool)", ("cuda", 64, "paper"): "GPU (device tool)",
@@ -27,7 +28,7 @@ TRAIN_EXPECTED = {("cpu", 64, "default"): "CPU (this 2-core machine)",
 def _training(config: dict) -> str:
     """A train result's recipe as the table names it (results from before session 13 timed the paper's)."""
     recipe = config.get("recipe", "paper")
-    return f"{recipe}, C in bfloat16" if config.get("critic_dtype", "float32") == "bfloat16" else recipe
+    return f"{recipe}, {BF16_SUFFIX}" if config.get("critic_dtype", "float32") == "bfloat16" else recipe
 
 
 def _load(folder: Path, pattern: str) -> list[dict]:

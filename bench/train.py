@@ -20,7 +20,7 @@ import torch
 
 from svgan import __version__
 
-from svgan.training.losses import critic_wgan_loss, gradient_penalty
+from svgan.training.losses import critic_wasserstein_loss, gradient_penalty
 from svgan.training.synthetic import SyntheticConfig, make_sequence
 from svgan.training.trainer import LONG_HORIZON, TrainConfig, start_run
 from svgan.training.wplus_data import WPlusSequence
@@ -87,7 +87,7 @@ def run_train_bench(config: TrainBenchConfig) -> dict:
                 return trainer._fake_windows(real.shape[0])[0]
 
         def critic_without_gp() -> None:
-            critic_wgan_loss(trainer._scores(real), trainer._scores(fake())).backward()
+            critic_wasserstein_loss(trainer._scores, real, fake()).backward()   # one pass, as in training
 
         def gp_only() -> None:
             gradient_penalty(trainer._scores, real, fake()).backward()

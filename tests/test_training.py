@@ -492,6 +492,29 @@ def test_an_iteration_reads_nothing_back_to_the_host(tmp_path, sequence, monkeyp
     assert len(reads) == 1 and "trainer.py" in reads[0]
 
 
+def test_the_training_benchmark_times_the_loops_parts_and_reports_its_recipe(tmp_path):
+    """`svgan-bench train` (issue 17): an iteration and its parts timed on the CPU, the epoch and 350-epoch figures
+    derived from the trainer's own epoch, and a row in docs/benchmarks.md under the recipe it timed."""
+    from svgan.bench.report import write_report
+    from svgan.bench.train import TrainBenchConfig, run_train_bench
+
+    result = run_train_bench(TrainBenchConfig(frames=600, n_styles=2, batch_size=8, iterations=1,
+                                              critic_dtype="bfloat16"))
+    parts = ("critic_step_s", "critic_step_without_gp_s", "gradient_penalty_s", "generator_step_s",
+             "generator_step_without_gap_s")
+    assert result["seconds_per_iteration"] > 0 and all(result[p] > 0 for p in parts)
+    assert result["iterations_per_epoch"] == (600 - 25 + 1) // 8 / 5   # every window once, 5 critic batches each
+    assert result["projected_350_epochs_minutes"] == pytest.approx(
+        result["seconds_per_iteration"] * result["iterations_per_epoch"] * 350 / 60)
+    assert result["train_config"]["critic_dtype"] == "bfloat16" and result["train_config"]["pool_size"] > 0
+    result["command"] = "svgan-bench train --critic-dtype bfloat16"
+    (tmp_path / "train-cpu-bf16.json").write_text(json.dumps(result))
+    write_report(tmp_path, tmp_path / "benchmarks.md")
+    rows = [line for line in (tmp_path / "benchmarks.md").read_text().splitlines()
+            if "| 8 | default, C in bfloat16 |" in line]
+    assert len(rows) == 1 and "`svgan-bench train --critic-dtype bfloat16`" in rows[0]
+
+
 def test_a_run_logged_by_an_older_svgan_resumes_with_its_rows_under_their_names(tmp_path, sequence):
     """metrics.csv from before a column was added (late_moments): resuming keeps each old value in its column and
     svgan-eval's reader gives NaN where an old row has no value, instead of failing on the missing cell."""

@@ -35,16 +35,21 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
+def critic_wasserstein_loss(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
+                            fake: torch.Tensor) -> torch.Tensor:
+    """`critic_wgan_loss` of C's scores of equal-sized real and fake batches, from one pass of C.
+
+    C scores every window on its own (no batch statistics), so real and fake windows can share a pass: its small
+    layers run half as many times, forward and backward (issue 17: on the CPU an iteration is mostly per-kernel
+    overhead)."""
+    return critic_wgan_loss(*critic(torch.cat([real, fake])).tensor_split(2))
+
+
 def critic_objective(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the Wasserstein loss, GP) of one critic step.
-
-    C scores every window on its own (no batch statistics), so real and fake windows go through C in one pass:
-    its small layers run half as many times, forward and backward (issue 17: on the CPU an iteration is mostly
-    per-kernel overhead). x_hat keeps a pass of its own: inside a joint pass, GP's double backward would run
-    over all three batches."""
-    score_real, score_fake = critic(torch.cat([real, fake])).tensor_split(2)
-    return critic_wgan_loss(score_real, score_fake), gradient_penalty(critic, real, fake, generator)
+    """(the Wasserstein loss, GP) of one critic step. x_hat keeps a pass of C of its own: inside a joint pass
+    with the real and fake windows, GP's double backward would run over all three batches."""
+    return critic_wasserstein_loss(critic, real, fake), gradient_penalty(critic, real, fake, generator)
 
 
 class GAPStatistics(nn.Module):
