@@ -12,7 +12,7 @@ import click
 from svgan.cli_types import FiniteRange, IntList, OutputFile
 from svgan.errors import UserError, one_line_errors
 from svgan.runtime.x264 import X264_PRESETS
-from svgan.training.trainer import CRITIC_DTYPES
+from svgan.training.trainer import CRITIC_DTYPES, check_cuda_graph
 
 from .report import write_report
 from .train import TrainBenchConfig, run_train_bench
@@ -40,21 +40,26 @@ def main() -> None:
                    "the state pool and L_M.")
 @click.option("--critic-dtype", type=click.Choice(CRITIC_DTYPES), default=DEFAULTS.critic_dtype,
               help="What the critic computes in (svgan-train --critic-dtype).")
+@click.option("--cuda-graph", is_flag=True,
+              help="Time iterations replayed as one CUDA graph (svgan-train --cuda-graph; --device cuda), and "
+                   "compare their losses with eager iterations from the same seed.")
 @click.option("--json", "json_out", type=OutputFile(), default=None,
               help="Write the result here (e.g. docs/benchmarks/train-cpu.json).")
 @click.option("--report", type=OutputFile(), default=None,
               help="Re-render this markdown report from the JSON files beside --json.")
 @one_line_errors("svgan-bench")
 def train(frames: int, n_styles: int, batch_size: int, iterations: int, device: str, paper: bool,
-          critic_dtype: str, json_out: Path | None, report: Path | None) -> None:
+          critic_dtype: str, cuda_graph: bool, json_out: Path | None, report: Path | None) -> None:
     """Seconds per training iteration and per paper epoch, and what GP and GAP cost."""
+    config = TrainBenchConfig(frames, n_styles, batch_size, iterations, device, paper, critic_dtype, cuda_graph)
+    if cuda_graph:
+        check_cuda_graph(device, config.train_config())
     if device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA device is available")
-    _record(run_train_bench(TrainBenchConfig(frames, n_styles, batch_size, iterations, device, paper, critic_dtype)),
-            json_out, report)
+    _record(run_train_bench(config), json_out, report)
 
 
 @main.command(context_settings={"show_default": True})

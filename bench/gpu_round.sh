@@ -7,8 +7,8 @@
 # Writes into OUT: render-cuda-256.json and render-cuda-1024.json (`svgan-bench render`: correctness against the
 # CPU fp32 reference on the conformance fixture's weights, ms/frame per fast-path variant at batch 1/4/16/32,
 # end-to-end fps into MP4 and first-frame latency), train-cuda.json, train-cuda-paper.json, train-cuda-bf16.json,
-# train-cuda-b256.json and train-cuda-b1024.json (`svgan-bench train --device cuda [--paper] [--critic-dtype
-# bfloat16] [--batch-size N]`), gpu.txt (nvidia-smi) and logs.tgz.
+# train-cuda-graph.json, train-cuda-b256.json and train-cuda-b1024.json (`svgan-bench train --device cuda [--paper]
+# [--critic-dtype bfloat16] [--cuda-graph] [--batch-size N]`), gpu.txt (nvidia-smi) and logs.tgz.
 # Copy the JSON files into docs/benchmarks/ and run `make bench-report`.
 #
 # The machine has no svgan install and no PyAV: call it through the device tool with `.whl` (PyAV's cp312 wheel,
@@ -46,6 +46,9 @@ step render-1024 bench render --resolution 1024 --device "$device" --json "$out/
 step train bench train --device "$device" --json "$out/train-$device.json"
 step train-paper bench train --device "$device" --paper --json "$out/train-$device-paper.json"
 step train-bf16 bench train --device "$device" --critic-dtype bfloat16 --json "$out/train-$device-bf16.json"
+# Issue 17: each iteration replayed as one CUDA graph, and its losses against eager iterations from the same seed
+# (never run yet: a failure here is the first news of how capture fares)
+step train-graph bench train --device "$device" --cuda-graph --json "$out/train-$device-graph.json"
 # Issue 17: larger batches, where a GPU pays less per window than the CPU does (the batch study's other half, which
 # trained the paper's way)
 step train-b256 bench train --device "$device" --paper --batch-size 256 --json "$out/train-$device-b256.json"

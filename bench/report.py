@@ -15,20 +15,24 @@ exact command that produced it. GPU rows come from the lent GPU machine when a s
 # (device, batch): the rows docs/benchmarks.md always shows, "not measured" until a JSON file holds them. Larger
 # batches are GPU rows: on the CPU an iteration's time grows with the batch (issue 17's batch study).
 # (device, batch, training): svgan-train's defaults, the paper's training (`--paper`) they add to, and the defaults
-# with the critic in bfloat16 (`--critic-dtype bfloat16`)
+# with the critic in bfloat16 (`--critic-dtype bfloat16`), and the defaults replayed as a CUDA graph (`--cuda-graph`)
 BF16_SUFFIX = "C in bfloat16"
 BF16 = f"default, {BF16_SUFFIX}"
+GRAPH_SUFFIX = "CUDA graph"
 TRAIN_EXPECTED = {("cpu", 64, "default"): "CPU (this 2-core machine)",
                   ("cpu", 64, "paper"): "CPU (this 2-core machine)", ("cpu", 64, BF16): "CPU (this 2-core machine)",
                   ("cuda", 64, "default"): "GPU (device tool)", ("cuda", 64, "paper"): "GPU (device tool)",
                   ("cuda", 64, BF16): "GPU (device tool)",
+                  ("cuda", 64, f"default, {GRAPH_SUFFIX}"): "GPU (device tool)",
                   ("cuda", 256, "paper"): "GPU (device tool)", ("cuda", 1024, "paper"): "GPU (device tool)"}
 
 
 def _training(config: dict) -> str:
     """A train result's recipe as the table names it (results from before session 13 timed the paper's)."""
     recipe = config.get("recipe", "paper")
-    return f"{recipe}, {BF16_SUFFIX}" if config.get("critic_dtype", "float32") == "bfloat16" else recipe
+    if config.get("critic_dtype", "float32") == "bfloat16":
+        recipe += f", {BF16_SUFFIX}"
+    return recipe + f", {GRAPH_SUFFIX}" if config.get("cuda_graph") else recipe
 
 
 def _load(folder: Path, pattern: str) -> list[dict]:
@@ -61,6 +65,12 @@ def _train_section(folder: Path) -> str:
                      f"{r['gradient_penalty_s']:.3f} | {r['generator_step_s']:.3f} | "
                      f"{r['generator_step_without_gap_s']:.3f} | {r['cudnn_gru_double_backward'].split('. ')[0]} | "
                      f"`{r['command']}` |")
+    checks = [f"* {r['device']}, {key[2]}: over {c['iterations']} iterations from one seed (the first "
+              f"{c['eager_iterations']} eager in both), losses differ from the eager iterations' by at most "
+              f"{c['loss_max_abs_difference']:.3g} and G's weights by {c['generator_weights_max_abs_difference']:.3g}."
+              for key, r in sorted(rows.items()) if (c := r.get("graph_against_eager"))]
+    if checks:
+        lines += ["", "CUDA graph against eager iterations:", "", *checks]
     return "\n".join(lines) + "\n"
 
 

@@ -4,7 +4,9 @@ Times whole iterations of the real training loop on a synthetic sequence of the 
 that dominate them: the critic step with and without the WGAN gradient penalty (a double backward through C)
 and the generator step with and without the gradient angle penalty (a double backward through the unrolled
 GRU stack). On CUDA it also records whether cuDNN's fused GRU can be differentiated twice, which decides
-whether GAP could use `nn.GRU` instead of the explicit cell.
+whether GAP could use `nn.GRU` instead of the explicit cell. With `cuda_graph` the iterations are replays of one
+CUDA graph (`svgan.training.cuda_graph`), and the result says how far their losses and G's weights stray from the
+eager iterations' from the same seed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 
 from svgan import __version__
 
+from svgan.training.cuda_graph import GRAPH_WARMUP
 from svgan.training.losses import critic_wasserstein_loss, gradient_penalty
 from svgan.training.synthetic import SyntheticConfig, make_sequence
 from svgan.training.trainer import LONG_HORIZON, TrainConfig, start_run
@@ -35,10 +38,15 @@ class TrainBenchConfig:
     device: str = "cpu"
     paper: bool = False       # time the paper's training instead of svgan-train's defaults (pool and L_M)
     critic_dtype: str = "float32"
+    cuda_graph: bool = False  # time iterations replayed as one CUDA graph (CUDA only)
 
     @property
     def recipe(self) -> str:
         return "paper" if self.paper else "default"
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(batch_size=self.batch_size, critic_dtype=self.critic_dtype,
+                           **({} if self.paper else LONG_HORIZON))
 
 
 def _timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
@@ -71,16 +79,36 @@ def cudnn_gru_double_backward(device: torch.device) -> str:
         return f"unsupported: {str(e).splitlines()[0]}"
 
 
+def graph_against_eager(config: TrainBenchConfig, data: WPlusSequence, iterations: int) -> dict:
+    """The largest differences between `iterations` iterations replayed as a CUDA graph and as many eager ones
+    from the same seed (the first GRAPH_WARMUP of both are eager): per loss, and in G's weights at the end."""
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for graphed in (False, True):
+            trainer = start_run(data, Path(tmp) / f"run-{graphed}", config.train_config(), device=config.device)
+            if graphed:
+                trainer.use_cuda_graph()
+            losses = torch.stack([trainer.iterate().losses for _ in range(iterations)])
+            runs.append((losses, torch.cat([p.detach().flatten() for p in trainer.G.parameters()])))
+    (eager, eager_g), (graph, graph_g) = runs
+    return {"iterations": iterations, "eager_iterations": GRAPH_WARMUP,
+            "loss_max_abs_difference": (graph - eager).abs().max().item(),
+            "generator_weights_max_abs_difference": (graph_g - eager_g).abs().max().item()}
+
+
 def run_train_bench(config: TrainBenchConfig) -> dict:
     device = torch.device(config.device)
     seq = make_sequence(SyntheticConfig(seconds=config.frames / 25, n_styles=config.n_styles))
     data = WPlusSequence(seq["wplus"], seq["fps"])
-    train = TrainConfig(batch_size=config.batch_size, critic_dtype=config.critic_dtype,
-                        **({} if config.paper else LONG_HORIZON))
+    train = config.train_config()
     with tempfile.TemporaryDirectory() as tmp:
         trainer = start_run(data, Path(tmp) / "run", train, device=config.device)
         real = trainer._real_batch(0)
         n = config.iterations
+        if config.cuda_graph:  # the eager iterations and the capture before the timed replays
+            trainer.use_cuda_graph()
+            for _ in range(GRAPH_WARMUP):
+                trainer.train_iteration()
 
         def fake() -> torch.Tensor:  # one critic step's fake batch (the loop makes all of an iteration's at once)
             with torch.no_grad():
@@ -111,6 +139,7 @@ def run_train_bench(config: TrainBenchConfig) -> dict:
         "seconds_per_iteration": iteration, "iterations_per_epoch": iterations_per_epoch,
         "seconds_per_epoch": epoch, "projected_350_epochs_minutes": epoch * 350 / 60, **parts,
         "cudnn_gru_double_backward": cudnn_gru_double_backward(device),
+        **({"graph_against_eager": graph_against_eager(config, data, GRAPH_WARMUP + 5)} if config.cuda_graph else {}),
     }
 
 

@@ -103,6 +103,16 @@ def test_a_bad_option_value_is_refused_naming_the_option(command, args, option):
     assert option in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("command, args", [(train, ["--cuda-graph", "--out", "RUN", ANY_FILE]),
+                                           (bench, ["train", "--cuda-graph"])], ids=["svgan-train", "svgan-bench"])
+def test_a_cuda_graph_off_cuda_is_refused_in_one_line_before_a_run_starts(tmp_path, command, args):
+    args = [str(tmp_path / "run") if a == "RUN" else a for a in args]
+    result = CliRunner().invoke(command, args)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.output.count("\n") == 1 and "--cuda-graph needs --device cuda" in result.output
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("args", [["--variants", "fast-fp64"], ["--variants", "all,eager-fp32"]])
 def test_bench_render_refuses_unknown_variants_in_one_line(args):
     result = CliRunner().invoke(bench, ["render", "--device", "cpu", *args])

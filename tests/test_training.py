@@ -515,6 +515,54 @@ def test_the_training_benchmark_times_the_loops_parts_and_reports_its_recipe(tmp
     assert len(rows) == 1 and "`svgan-bench train --critic-dtype bfloat16`" in rows[0]
 
 
+@pytest.mark.parametrize("options", [dict(MOMENTS, late_moment_momentum=0.5), SLOW],
+                         ids=["pool-and-running-late-moments", "slow-critic"])
+def test_an_iteration_changes_the_runs_state_in_place_where_a_cuda_graph_replays_into_it(tmp_path, sequence,
+                                                                                         options):
+    """Issue 17, `--cuda-graph`: a graph replays into the tensors its capture saw, so an iteration must update
+    every piece of state in place (weights, EMA, Adam, GAP's statistics, the pool, L_M's running moments); one it
+    rebinds would be frozen at its capture. Checked on the CPU, where the same code runs eagerly."""
+    trainer = start_run(sequence, tmp_path / "run", TrainConfig(epochs=3, **SMALL, **options))
+    trainer.iterate()  # fills the pool and Adam's state, as the graph's eager iterations do
+
+    def state() -> dict[str, torch.Tensor]:
+        tensors = {f"{name}.{k}": v for name, module in [("G", trainer.G), ("G_ema", trainer.G_ema),
+                                                          ("C", trainer.C), ("gap", trainer.gap_stats)]
+                   for k, v in module.state_dict(keep_vars=True).items()}
+        for name, opt in [("opt_g", trainer.opt_g), ("opt_c", trainer.opt_c)]:
+            tensors |= {f"{name}.{i}.{k}": v for i, s in enumerate(opt.state.values()) for k, v in s.items()}
+        if trainer.pool is not None:
+            tensors |= {f"pool.{i}": h for i, h in enumerate(trainer.pool.states)} | {"ages": trainer.pool.ages}
+        if trainer.late_moments is not None:
+            tensors |= {f"late.{k}": v for k, v in trainer.late_moments.state_dict(keep_vars=True).items()}
+        if trainer.C_slow is not None:
+            tensors |= {f"C_slow.{k}": v for k, v in trainer.C_slow.state_dict(keep_vars=True).items()}
+        return tensors
+
+    before = state()
+    values = {k: v.detach().clone() for k, v in before.items()}
+    trainer.iterate()
+    after = state()
+    assert after.keys() == before.keys()
+    assert [k for k in before if after[k].data_ptr() != before[k].data_ptr()] == []
+    moved = {k.split(".")[0] for k in before if not torch.equal(after[k], values[k])}
+    assert {"G", "G_ema", "C", "gap", "opt_g", "opt_c"} <= moved
+    assert ({"pool", "ages", "late"} if trainer.pool is not None else {"C_slow"}) <= moved
+
+
+def test_a_cuda_graph_is_refused_off_cuda_and_with_a_learning_rate_decay(tmp_path, sequence):
+    from svgan.errors import UserError
+    from svgan.training.trainer import check_cuda_graph
+
+    trainer = start_run(sequence, tmp_path / "run", TrainConfig(epochs=3, **SMALL))
+    with pytest.raises(UserError, match="needs --device cuda"):
+        trainer.use_cuda_graph()
+    assert trainer.graph is None
+    check_cuda_graph("cuda", TrainConfig())
+    with pytest.raises(UserError, match="--lr-decay"):
+        check_cuda_graph("cuda", TrainConfig(lr_decay=0.2))
+
+
 def test_a_run_logged_by_an_older_svgan_resumes_with_its_rows_under_their_names(tmp_path, sequence):
     """metrics.csv from before a column was added (late_moments): resuming keeps each old value in its column and
     svgan-eval's reader gives NaN where an old row has no value, instead of failing on the missing cell."""

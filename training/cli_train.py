@@ -15,7 +15,9 @@ from svgan.cli_types import FiniteRange, OutputDir, OutputFile, write_summary
 from svgan.errors import StopFlag, fail, one_line_errors
 
 from .late_moments import OVER as LATE_MOMENTS_OVER
-from .trainer import CHECKPOINT, CRITIC_DTYPES, LONG_HORIZON, MODEL_SIZES, TrainConfig, TrainingDiverged, start_run
+from .cuda_graph import GRAPH_WARMUP
+from .trainer import (CHECKPOINT, CRITIC_DTYPES, LONG_HORIZON, MODEL_SIZES, TrainConfig, TrainingDiverged,
+                      check_cuda_graph, start_run)
 from .wplus_data import load_wplus
 
 DEFAULTS = TrainConfig(**LONG_HORIZON)
@@ -116,6 +118,9 @@ def recipe_default(name: str) -> str:
 @click.option("--max-iterations", type=click.IntRange(min=1), default=None,
               help="Stop (with a checkpoint) after this many more iterations: train in resumable chunks.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Training device.")
+@click.option("--cuda-graph", is_flag=True,
+              help=f"Replay each iteration as one CUDA graph after {GRAPH_WARMUP} eager ones (--device cuda, no "
+                   "--lr-decay; not yet measured on a GPU, see docs/benchmarks.md).")
 @click.option("--seed", default=DEFAULTS.seed, type=click.IntRange(min=0),
               help="Seeds initialisation, window order and noise.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out bit for bit (--epochs may be raised).")
@@ -130,7 +135,7 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
          late_moment_weight: float | None, late_moment_components: int, late_moment_over: str | None,
          late_moment_windows: int | None, late_moment_ages: int | None, late_moment_directions: int | None,
          late_moment_momentum: float, lr_decay: float, checkpoint_every: int, max_iterations: int | None,
-         device: str, seed: int, resume: bool, json_out: Path | None) -> None:
+         device: str, cuda_graph: bool, seed: int, resume: bool, json_out: Path | None) -> None:
     """Train StyleVideoGAN's recurrent W+ generator on DATA (a W+ sequence from svgan-embed).
 
     WGAN-GP + gradient angle penalty, EMA of G, PCA-32 basis of the training codes saved in the run. By default
@@ -157,8 +162,12 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
                          checkpoint_every=checkpoint_every, seed=seed, **long_horizon,
                          **copy.deepcopy(MODEL_SIZES[model_size]))
     config.check()
+    if cuda_graph:
+        check_cuda_graph(device, config)
     sequence = load_wplus(data, window=config.window)
     trainer = start_run(sequence, run_dir, config, device=device, resume=resume, data_path=data)
+    if cuda_graph:
+        trainer.use_cuda_graph()
     stop = StopFlag(notice=lambda: tqdm.write("svgan-train: interrupt received; writing a checkpoint after this "
                                               "iteration (Ctrl-C again to abort)", file=sys.stderr))
     previous = signal.signal(signal.SIGINT, stop.handle)

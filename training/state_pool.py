@@ -53,7 +53,8 @@ class StatePool:
         chosen = torch.randperm(self.size, generator=noise, device=self.device)[:n_reset]
         i = torch.randn(n_reset, generator.config.latent_dim, generator=noise, device=self.device)
         fresh = generator.init(i)[0]
-        self.states = tuple(h.index_copy(0, chosen, f).detach() for h, f in zip(state, fresh))
+        for h, stepped, f in zip(self.states, state, fresh):  # in place: a CUDA graph replays into these tensors
+            h.copy_(stepped.index_copy(0, chosen, f))
         self.ages[chosen] = 0
 
     def sample(self, batch: int, noise: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -77,8 +78,8 @@ class StatePool:
         return tuple(h[chosen_all] for h in self.states), sizes
 
     def state_dict(self) -> dict[str, Any]:
-        return {"states": list(self.states), "ages": self.ages}
+        return {"states": [h.clone() for h in self.states], "ages": self.ages.clone()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.states = tuple(h.to(self.device) for h in state["states"])
-        self.ages = state["ages"].to(self.device)
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # copies: `advance` changes them in place
+        self.states = tuple(h.to(self.device, copy=True) for h in state["states"])
+        self.ages = state["ages"].to(self.device, copy=True)

@@ -34,6 +34,7 @@ from svgan.models import (PCABasis, TemporalCritic, TemporalCriticConfig, Tempor
                           atomic_torch_save)
 from svgan.models.run import CHECKPOINT, PCA_FILE, RUN_FORMAT, RunError, load_run_checkpoint
 
+from .cuda_graph import GRAPH_WARMUP, IterationGraph
 from .losses import GAPStatistics, critic_objective, generator_wgan_loss, gradient_angle, gradient_angle_penalty
 from .late_moments import OVER as LATE_MOMENTS_OVER, LateMoments
 from .pca import fit_pca
@@ -209,6 +210,14 @@ class TrainConfig:
                 raise UserError(f"--slow-window {self.slow_window}: {e}") from None
 
 
+def check_cuda_graph(device: str, config: TrainConfig) -> None:
+    """Refuse a CUDA graph (`Trainer.use_cuda_graph`) where it cannot run, before a run is started."""
+    if device != "cuda":
+        raise UserError(f"--cuda-graph needs --device cuda (training would run on {device})")
+    if config.lr_decay:
+        raise UserError("--cuda-graph replays the learning rates of its capture: it cannot run with --lr-decay")
+
+
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or inf; the run keeps its last good checkpoint."""
 
@@ -292,6 +301,7 @@ class Trainer:
                              if config.late_moment_weight else None)
         self.iteration = 0
         self._order: tuple[int, torch.Tensor | None] = (-1, None)
+        self.graph: IterationGraph | None = None
 
     def _adam(self, model: torch.nn.Module, lr: float) -> torch.optim.Adam:
         # Capturable Adam keeps its step count on the GPU: the non-capturable one reads it back to the host every
@@ -444,7 +454,10 @@ class Trainer:
         """C's scores of `windows` (float32), computed in `critic_dtype`: C's first layer reads every frame's whole
         W+ code and is most of a critic step's arithmetic; in bfloat16 it runs on AMX (this 2-core CPU: bundle F's
         recipe 0.307 -> 0.266 s per iteration on both cores; the paper's widths 6.7 -> 3.9 s)."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.critic_dtype == "bfloat16"):
+        # without autocast's cache of cast weights, which a CUDA graph's capture must not keep (each call casts
+        # each weight once anyway)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.critic_dtype == "bfloat16",
+                            cache_enabled=False):
             return self.C(windows).float()
 
     def _critic_step(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -503,22 +516,34 @@ class Trainer:
 
     def iterate(self) -> PendingStats:
         """One iteration (the critic steps, the slow critic's, G's), with no host synchronisation: its figures stay
-        on the device until `read_back`."""
+        on the device until `read_back`. With `use_cuda_graph` its device work is a graph's replay."""
         start = time.perf_counter()
         if self.config.lr_decay:
             self._set_learning_rates()
         first, steps = self.iteration * self.config.critic_steps, self.config.critic_steps
         real = [self._real_batch(b) for b in range(first, first + steps)]
+        losses = self._step(real) if self.graph is None else self.graph(real)
+        self.iteration += 1
+        return PendingStats(self.iteration, self.iteration * self.config.critic_steps / self.batches_per_epoch,
+                            losses, time.perf_counter() - start)
+
+    def _step(self, real: list[torch.Tensor]) -> torch.Tensor:
+        """An iteration's device work on its real batches, one per critic step; returns its losses (`PendingStats`).
+        What `IterationGraph` captures: it reads nothing back to the host and changes the run's state in place."""
+        steps = len(real)
         with torch.no_grad():
             fake = self._fake_windows(real[0].shape[0], batches=steps)[0].tensor_split(steps)
         critic = torch.stack([self._critic_step(r, f) for r, f in zip(real, fake)]).mean(0)
         slow_wasserstein = (self._slow_critic_step() if self.C_slow is not None
                             else torch.full((), float("nan"), device=critic.device))
         generator = self._generator_step(min(self.config.batch_size, self.sampler.n_windows))
-        self.iteration += 1
-        return PendingStats(self.iteration, self.iteration * self.config.critic_steps / self.batches_per_epoch,
-                            torch.cat([critic, generator[:3], slow_wasserstein[None], generator[3:]]),
-                            time.perf_counter() - start)
+        return torch.cat([critic, generator[:3], slow_wasserstein[None], generator[3:]])
+
+    def use_cuda_graph(self, warmup: int = GRAPH_WARMUP) -> None:
+        """Run every iteration from here on as the replay of one CUDA graph (`cuda_graph.py`), after `warmup` eager
+        ones. CUDA only, and the learning rate must stay fixed."""
+        check_cuda_graph(self.device.type, self.config)
+        self.graph = IterationGraph(self._step, self.noise, warmup)
 
     def resolve(self, pending: list[PendingStats]) -> list[IterationStats]:
         """Read `pending` back; raises TrainingDiverged at the first iteration whose losses are not finite."""
