@@ -509,10 +509,18 @@ def test_the_training_benchmark_times_the_loops_parts_and_reports_its_recipe(tmp
     assert result["train_config"]["critic_dtype"] == "bfloat16" and result["train_config"]["pool_size"] > 0
     result["command"] = "svgan-bench train --critic-dtype bfloat16"
     (tmp_path / "train-cpu-bf16.json").write_text(json.dumps(result))
+    # the report's form of a --cuda-graph result (its figures are this CPU run's: only the rendering is checked)
+    graphed = dict(result, config=dict(result["config"], critic_dtype="float32", cuda_graph=True),
+                   graph_against_eager={"iterations": 8, "eager_iterations": 3, "loss_max_abs_difference": 0.5,
+                                        "generator_weights_max_abs_difference": 0.25})
+    (tmp_path / "train-cpu-graph.json").write_text(json.dumps(graphed))
     write_report(tmp_path, tmp_path / "benchmarks.md")
-    rows = [line for line in (tmp_path / "benchmarks.md").read_text().splitlines()
-            if "| 8 | default, C in bfloat16 |" in line]
+    report = (tmp_path / "benchmarks.md").read_text().splitlines()
+    rows = [line for line in report if "| 8 | default, C in bfloat16 |" in line]
     assert len(rows) == 1 and "`svgan-bench train --critic-dtype bfloat16`" in rows[0]
+    assert sum("| 8 | default, CUDA graph |" in line for line in report) == 1
+    assert any("default, CUDA graph: over 8 iterations" in line and "by at most 0.5" in line and "by 0.25." in line
+               for line in report)
 
 
 @pytest.mark.parametrize("options", [dict(MOMENTS, late_moment_momentum=0.5), SLOW],
