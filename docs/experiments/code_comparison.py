@@ -16,8 +16,8 @@ bit-exact resume).
 
 from __future__ import annotations
 
-import io
 import itertools
+import math
 import json
 import subprocess
 import sys
@@ -44,8 +44,8 @@ STUDY = "docs/benchmarks/batch-study-world-f-critic-steps.json"
 def _read(path: str, commit: str | None) -> dict:
     if commit is None:
         return json.loads(Path(path).read_text())
-    text = subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True, text=True, check=True).stdout
-    return json.load(io.StringIO(text))
+    return json.loads(subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True, text=True,
+                                     check=True).stdout)
 
 
 def gather() -> dict[str, dict[int, dict]]:
@@ -66,12 +66,11 @@ def permutation_p(a: np.ndarray, b: np.ndarray) -> float:
     """Two-sided exact permutation test of the difference of means (every split of the pooled seeds)."""
     pooled, observed = np.concatenate([a, b]), abs(a.mean() - b.mean())
     total = pooled.sum()
-    extreme = count = 0
+    extreme = 0
     for chosen in itertools.combinations(range(len(pooled)), len(a)):
         first = pooled[list(chosen)].sum()
-        count += 1
         extreme += abs(first / len(a) - (total - first) / len(b)) >= observed - 1e-12
-    return extreme / count
+    return extreme / math.comb(len(pooled), len(a))
 
 
 def main() -> None:
