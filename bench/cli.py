@@ -53,7 +53,7 @@ def train(frames: int, n_styles: int, batch_size: int, iterations: int, device: 
     """Seconds per training iteration and per paper epoch, and what GP and GAP cost."""
     config = TrainBenchConfig(frames, n_styles, batch_size, iterations, device, paper, critic_dtype, cuda_graph)
     if cuda_graph:
-        check_cuda_graph(device, config.train_config())
+        check_cuda_graph(device)
     if device == "cuda":
         import torch
 

@@ -562,17 +562,44 @@ def test_an_iteration_changes_the_runs_state_in_place_where_a_cuda_graph_replays
     assert ({"pool", "ages", "late"} if trainer.pool is not None else {"C_slow"}) <= moved
 
 
-def test_a_cuda_graph_is_refused_off_cuda_and_with_a_learning_rate_decay(tmp_path, sequence):
+def test_a_cuda_graph_is_refused_off_cuda(tmp_path, sequence):
     from svgan.errors import UserError
     from svgan.training.trainer import check_cuda_graph
 
-    trainer = start_run(sequence, tmp_path / "run", TrainConfig(epochs=3, **SMALL))
+    trainer = start_run(sequence, tmp_path / "run", TrainConfig(epochs=3, **SMALL, lr_decay=0.5))
     with pytest.raises(UserError, match="needs --device cuda"):
         trainer.use_cuda_graph()
     assert trainer.graph is None
-    check_cuda_graph("cuda", TrainConfig())
-    with pytest.raises(UserError, match="--lr-decay"):
-        check_cuda_graph("cuda", TrainConfig(lr_decay=0.2))
+    check_cuda_graph("cuda")
+
+
+def test_rates_held_on_the_device_follow_the_decay_in_place_and_through_a_resume(tmp_path, sequence):
+    """`--cuda-graph --lr-decay`: a graph reads its learning rates from tensors, so the schedule must write into
+    the tensors capture saw (not rebind them), train as float rates do, and resume as it does with them."""
+    config = TrainConfig(epochs=2, **SMALL, **SLOW, lr_decay=0.5)
+    floats = start_run(sequence, tmp_path / "floats", config)
+    held = start_run(sequence, tmp_path / "held", config)
+    held.hold_learning_rates_on_device()
+    tensors = [g["lr"] for opt in (held.opt_g, held.opt_c, held.opt_slow) for g in opt.param_groups]
+    half = held.total_iterations // 2 + 3       # into the decay
+    floats.run(max_iterations=half)
+    held.run(max_iterations=half)
+    rates = [g["lr"] for opt in (floats.opt_g, floats.opt_c, floats.opt_slow) for g in opt.param_groups]
+    assert rates[0] < config.lr_g
+    now = [g["lr"] for opt in (held.opt_g, held.opt_c, held.opt_slow) for g in opt.param_groups]
+    assert all(a is b for a, b in zip(now, tensors, strict=True))
+    assert [t.item() for t in tensors] == pytest.approx(rates, rel=1e-6)
+    for key, value in floats.G.state_dict().items():   # float32 rates round where float64 ones do not
+        torch.testing.assert_close(held.G.state_dict()[key], value, rtol=1e-4, atol=1e-6)
+
+    resumed = start_run(sequence, tmp_path / "held", config, resume=True)
+    assert all(isinstance(g["lr"], torch.Tensor) for g in resumed.opt_g.param_groups)
+    for trainer in (held, resumed):
+        trainer.run(max_iterations=2)
+    for key, value in held.G.state_dict().items():
+        assert torch.equal(resumed.G.state_dict()[key], value), key
+    assert resumed.opt_g.param_groups[0]["lr"].item() == pytest.approx(
+        config.lr_g * resumed.learning_rate_scale(resumed.iteration - 1), rel=1e-6)
 
 
 def test_a_run_logged_by_an_older_svgan_resumes_with_its_rows_under_their_names(tmp_path, sequence):

@@ -119,8 +119,8 @@ def recipe_default(name: str) -> str:
               help="Stop (with a checkpoint) after this many more iterations: train in resumable chunks.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Training device.")
 @click.option("--cuda-graph", is_flag=True,
-              help=f"Replay each iteration as one CUDA graph after {GRAPH_WARMUP} eager ones (--device cuda, no "
-                   "--lr-decay; not yet measured on a GPU, see docs/benchmarks.md).")
+              help=f"Replay each iteration as one CUDA graph after {GRAPH_WARMUP} eager ones (--device cuda; "
+                   "not yet measured on a GPU, see docs/benchmarks.md).")
 @click.option("--seed", default=DEFAULTS.seed, type=click.IntRange(min=0),
               help="Seeds initialisation, window order and noise.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out bit for bit (--epochs may be raised).")
@@ -163,7 +163,7 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
                          **copy.deepcopy(MODEL_SIZES[model_size]))
     config.check()
     if cuda_graph:
-        check_cuda_graph(device, config)
+        check_cuda_graph(device)
     sequence = load_wplus(data, window=config.window)
     trainer = start_run(sequence, run_dir, config, device=device, resume=resume, data_path=data)
     if cuda_graph:

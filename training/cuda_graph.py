@@ -12,7 +12,9 @@ whole iteration takes whatever autograd does, given what capture asks of the cap
   stopped, as the eager iteration does, and the generator's state in a checkpoint is where the run is;
 * no host reads inside the iteration (a test checks on the CPU) and state changed in place: capturable Adam, the
   state pool, G's EMA, GAP's statistics, L_M's running moments;
-* a fixed learning rate: a graph replays the rates of its capture (`Trainer.use_cuda_graph` refuses --lr-decay).
+* learning rates a replay can change: a float rate would be baked into the graph at its capture, so with
+  --lr-decay the rates live in device tensors the schedule overwrites before each replay
+  (`Trainer.hold_learning_rates_on_device`).
 
 The first `warmup` iterations run eagerly on a side stream, as capture requires (lazy initialisation, cuBLAS
 workspaces, Adam's state, the pool's first fill). Not yet run on a GPU: no device was lent to the sessions that

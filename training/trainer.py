@@ -210,12 +210,10 @@ class TrainConfig:
                 raise UserError(f"--slow-window {self.slow_window}: {e}") from None
 
 
-def check_cuda_graph(device: str, config: TrainConfig) -> None:
+def check_cuda_graph(device: str) -> None:
     """Refuse a CUDA graph (`Trainer.use_cuda_graph`) where it cannot run, before a run is started."""
     if device != "cuda":
         raise UserError(f"--cuda-graph needs --device cuda (training would run on {device})")
-    if config.lr_decay:
-        raise UserError("--cuda-graph replays the learning rates of its capture: it cannot run with --lr-decay")
 
 
 class TrainingDiverged(RuntimeError):
@@ -372,16 +370,31 @@ class Trainer:
             return 1.0
         return min(1.0, max(0.0, (self.total_iterations - iteration) / decay_iterations))
 
+    def _optimisers(self) -> list[tuple[torch.optim.Adam, float]]:
+        """Every optimiser with its configured learning rate."""
+        optimisers = [(self.opt_g, self.config.lr_g), (self.opt_c, self.config.lr_c)]
+        if self.C_slow is not None:
+            optimisers.append((self.opt_slow, self.config.lr_c))
+        return optimisers
+
     def _set_learning_rates(self) -> None:
         # A function of the iteration alone, so a resumed run follows the same schedule (an optimiser's saved
         # state holds the rate of its last step, which this overwrites).
         scale = self.learning_rate_scale(self.iteration)
-        optimisers = [(self.opt_g, self.config.lr_g), (self.opt_c, self.config.lr_c)]
-        if self.C_slow is not None:
-            optimisers.append((self.opt_slow, self.config.lr_c))
-        for optimiser, lr in optimisers:
+        for optimiser, lr in self._optimisers():
             for group in optimiser.param_groups:
-                group["lr"] = lr * scale
+                if isinstance(group["lr"], torch.Tensor):
+                    group["lr"].fill_(lr * scale)   # in place: a CUDA graph's replays read this tensor
+                else:
+                    group["lr"] = lr * scale
+
+    def hold_learning_rates_on_device(self) -> None:
+        """Keep every optimiser's rate in a device tensor that `_set_learning_rates` overwrites in place, so that a
+        CUDA graph follows --lr-decay: a float rate is baked into the graph at its capture, a tensor one is read at
+        each replay (capturable Adam takes it). Checkpoints then hold the rates as tensors; a resume keeps them."""
+        for optimiser, _ in self._optimisers():
+            for group in optimiser.param_groups:
+                group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32, device=self.device)
 
     def _real_batch(self, critic_batch: int) -> torch.Tensor:
         epoch, index = divmod(critic_batch, self.batches_per_epoch)
@@ -541,8 +554,10 @@ class Trainer:
 
     def use_cuda_graph(self, warmup: int = GRAPH_WARMUP) -> None:
         """Run every iteration from here on as the replay of one CUDA graph (`cuda_graph.py`), after `warmup` eager
-        ones. CUDA only, and the learning rate must stay fixed."""
-        check_cuda_graph(self.device.type, self.config)
+        ones (CUDA only). With --lr-decay the graph reads the rates from device tensors the schedule updates."""
+        check_cuda_graph(self.device.type)
+        if self.config.lr_decay:
+            self.hold_learning_rates_on_device()
         self.graph = IterationGraph(self._step, self.noise, warmup)
 
     def resolve(self, pending: list[PendingStats]) -> list[IterationStats]:
