@@ -51,6 +51,8 @@ CASES = [
     (train, ["--ema", "1", ANY_FILE], "--ema"),
     (train, ["--checkpoint-every", "0", ANY_FILE], "--checkpoint-every"),
     (train, ["--max-iterations", "0", ANY_FILE], "--max-iterations"),
+    (train, ["--max-minutes", "0", ANY_FILE], "--max-minutes"),
+    (train, ["--max-minutes", "nan", ANY_FILE], "--max-minutes"),
     (train, ["--seed", "-1", ANY_FILE], "--seed"),
     (embed, ["--batch-size", "0", ANY_FILE], "--batch-size"),
     (embed, ["--sigma-centre", "-1", ANY_FILE], "--sigma-centre"),

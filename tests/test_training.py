@@ -694,6 +694,29 @@ def test_cli_bad_input_is_one_line(tmp_path):
 
 
 
+def test_cli_max_minutes_stops_a_run_with_a_checkpoint_once_its_time_is_spent(tmp_path, data_file):
+    """--max-minutes: "the best model ten minutes buy". It stops between iterations after the budget, never before,
+    exits 0 and leaves a checkpoint that resumes."""
+    from click.testing import CliRunner
+
+    from svgan.training.cli_train import main as train
+
+    run = tmp_path / "run"
+    options = [str(data_file), "--out", str(run), "--model", "small", "--batch-size", "8", "--epochs", "200",
+               "--json", "-"]
+    start = time.monotonic()
+    result = CliRunner().invoke(train, [*options, "--max-minutes", "0.03"])   # 1.8 s
+    elapsed = time.monotonic() - start
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["stopped"] == "max_minutes" and elapsed >= 1.8
+    assert 0 < summary["iteration"] < summary["total_iterations"]
+    assert torch.load(run / CHECKPOINT, weights_only=True)["iteration"] == summary["iteration"]
+    result = CliRunner().invoke(train, [*options, "--resume", "--max-iterations", "1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["iteration"] == summary["iteration"] + 1
+
+
 def test_cli_trains_the_long_horizon_recipe_unless_told_paper_and_resume_keeps_a_runs_own(tmp_path, data_file):
     """svgan-train's defaults add LONG_HORIZON to the paper's method; --paper drops it and options given still
     apply; a resumed run keeps the recipe it was started with, whatever the defaults are now."""

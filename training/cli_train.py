@@ -117,6 +117,10 @@ def recipe_default(name: str) -> str:
               help="Iterations between checkpoints.")
 @click.option("--max-iterations", type=click.IntRange(min=1), default=None,
               help="Stop (with a checkpoint) after this many more iterations: train in resumable chunks.")
+@click.option("--max-minutes", type=FiniteRange(min=0, min_open=True), default=None,
+              help="Stop (with a checkpoint) once this invocation has trained this long, checked before each "
+                   "iteration: the best model a time budget buys (with --max-iterations, whichever comes first; "
+                   "--epochs still sets the --lr-decay schedule).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", help="Training device.")
 @click.option("--cuda-graph", is_flag=True,
               help=f"Replay each iteration as one CUDA graph after {GRAPH_WARMUP} eager ones (--device cuda; "
@@ -135,7 +139,7 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
          late_moment_weight: float | None, late_moment_components: int, late_moment_over: str | None,
          late_moment_windows: int | None, late_moment_ages: int | None, late_moment_directions: int | None,
          late_moment_momentum: float, lr_decay: float, checkpoint_every: int, max_iterations: int | None,
-         device: str, cuda_graph: bool, seed: int, resume: bool, json_out: Path | None) -> None:
+         max_minutes: float | None, device: str, cuda_graph: bool, seed: int, resume: bool, json_out: Path | None) -> None:
     """Train StyleVideoGAN's recurrent W+ generator on DATA (a W+ sequence from svgan-embed).
 
     WGAN-GP + gradient angle penalty, EMA of G, PCA-32 basis of the training codes saved in the run. By default
@@ -181,7 +185,8 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
                         gap=f"{stats.gap:.3f}", refresh=False)
 
     try:
-        reason = trainer.run(max_iterations=max_iterations, should_stop=stop, progress=progress)
+        reason = trainer.run(max_iterations=max_iterations, should_stop=stop, progress=progress,
+                             max_seconds=None if max_minutes is None else 60 * max_minutes)
     except TrainingDiverged as e:
         bar.close()
         kept = run_dir / CHECKPOINT

@@ -582,12 +582,14 @@ class Trainer:
         return min(self.total_iterations, self.iteration + max_iterations)
 
     def run(self, max_iterations: int | None = None, should_stop: Callable[[], bool] = lambda: False,
-            progress: Callable[[IterationStats], None] = lambda stats: None) -> str:
-        """Train until the configured epochs are done, `max_iterations` more iterations ran, or `should_stop()`.
+            progress: Callable[[IterationStats], None] = lambda stats: None, max_seconds: float | None = None) -> str:
+        """Train until the configured epochs are done, `max_iterations` more iterations ran, `max_seconds` passed
+        (checked before each iteration, so the last one may end after it), or `should_stop()`.
 
-        Returns why it stopped ("done", "max_iterations", "stopped"). A checkpoint is written every
+        Returns why it stopped ("done", "max_iterations", "max_minutes", "stopped"). A checkpoint is written every
         `checkpoint_every` iterations and whenever it stops; on divergence none is written.
         """
+        started = time.monotonic()
         target = self.stop_iteration(max_iterations)
         reason = "done" if target == self.total_iterations else "max_iterations"
         with MetricsLog(self.run_dir / METRICS, self.iteration) as log:
@@ -602,6 +604,9 @@ class Trainer:
             while self.iteration < target:
                 if should_stop():
                     reason = "stopped"
+                    break
+                if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                    reason = "max_minutes"
                     break
                 pending.append(self.iterate())
                 checkpoint_due = self.iteration % self.config.checkpoint_every == 0
