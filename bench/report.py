@@ -66,13 +66,20 @@ def _train_section(folder: Path) -> str:
                      f"{r['gradient_penalty_s']:.3f} | {r['generator_step_s']:.3f} | "
                      f"{r['generator_step_without_gap_s']:.3f} | {r['cudnn_gru_double_backward'].split('. ')[0]} | "
                      f"`{r['command']}` |")
-    checks = [f"* {r['device']}, {key[2]}: over {c['iterations']} iterations from one seed (the first "
-              f"{c['eager_iterations']} eager in both), losses differ from the eager iterations' by at most "
+    checks = [f"* {r['device']}, {key[2]}{_decaying(c)}: over {c['iterations']} iterations from one seed (the "
+              f"first {c['eager_iterations']} eager in both), losses differ from the eager iterations' by at most "
               f"{c['loss_max_abs_difference']:.3g} and G's weights by {c['generator_weights_max_abs_difference']:.3g}."
-              for key, r in sorted(rows.items()) if (c := r.get("graph_against_eager"))]
+              for key, r in sorted(rows.items())
+              for c in (r.get("graph_against_eager"), r.get("graph_against_eager_lr_decay")) if c]
     if checks:
         lines += ["", "CUDA graph against eager iterations:", "", *checks]
     return "\n".join(lines) + "\n"
+
+
+def _decaying(check: dict) -> str:
+    """How a CUDA-graph check's learning rates moved (`bench.train.graph_against_eager`)."""
+    share = check.get("learning_rate_share_at_end")
+    return "" if share is None else f", `--lr-decay` (rates falling to {share:.2f} of their start)"
 
 
 def _batch_study_section(folder: Path) -> str:

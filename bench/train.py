@@ -6,7 +6,7 @@ and the generator step with and without the gradient angle penalty (a double bac
 GRU stack). On CUDA it also records whether cuDNN's fused GRU can be differentiated twice, which decides
 whether GAP could use `nn.GRU` instead of the explicit cell. With `cuda_graph` the iterations are replays of one
 CUDA graph (`svgan.training.cuda_graph`), and the result says how far their losses and G's weights stray from the
-eager iterations' from the same seed.
+eager iterations' from the same seed, with constant learning rates and with falling ones (--lr-decay).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -80,21 +80,30 @@ def cudnn_gru_double_backward(device: torch.device) -> str:
         return f"unsupported: {str(e).splitlines()[0]}"
 
 
-def graph_against_eager(config: TrainBenchConfig, data: WPlusSequence, iterations: int) -> dict:
+def graph_against_eager(config: TrainBenchConfig, data: WPlusSequence, iterations: int,
+                        lr_decay: bool = False) -> dict:
     """The largest differences between `iterations` iterations replayed as a CUDA graph and as many eager ones
-    from the same seed (the first GRAPH_WARMUP of both are eager): per loss, and in G's weights at the end."""
+    from the same seed (the first GRAPH_WARMUP of both are eager): per loss, and in G's weights at the end.
+
+    With `lr_decay` both runs' rates fall over a one-epoch run (--lr-decay 1) and both hold them in device tensors,
+    as `--cuda-graph --lr-decay` does, so the two compute the same; a graph that kept the rates of its capture
+    would stray from the eager run by the rates' change, far more than by rounding."""
+    train = replace(config.train_config(), epochs=1, lr_decay=1.0) if lr_decay else config.train_config()
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for graphed in (False, True):
-            trainer = start_run(data, Path(tmp) / f"run-{graphed}", config.train_config(), device=config.device)
+            trainer = start_run(data, Path(tmp) / f"run-{graphed}", train, device=config.device)
             if graphed:
                 trainer.use_cuda_graph()
+            elif lr_decay:
+                trainer.hold_learning_rates_on_device()
             losses = torch.stack([trainer.iterate().losses for _ in range(iterations)])
             runs.append((losses, torch.cat([p.detach().flatten() for p in trainer.G.parameters()])))
     (eager, eager_g), (graph, graph_g) = runs
     return {"iterations": iterations, "eager_iterations": GRAPH_WARMUP,
             "loss_max_abs_difference": max_difference(eager, graph),
-            "generator_weights_max_abs_difference": max_difference(eager_g, graph_g)}
+            "generator_weights_max_abs_difference": max_difference(eager_g, graph_g),
+            **({"learning_rate_share_at_end": trainer.learning_rate_scale(iterations - 1)} if lr_decay else {})}
 
 
 def max_difference(reference: torch.Tensor, other: torch.Tensor) -> float:
@@ -147,7 +156,9 @@ def run_train_bench(config: TrainBenchConfig) -> dict:
         "seconds_per_iteration": iteration, "iterations_per_epoch": iterations_per_epoch,
         "seconds_per_epoch": epoch, "projected_350_epochs_minutes": epoch * 350 / 60, **parts,
         "cudnn_gru_double_backward": cudnn_gru_double_backward(device),
-        **({"graph_against_eager": graph_against_eager(config, data, GRAPH_WARMUP + 5)} if config.cuda_graph else {}),
+        **({"graph_against_eager": graph_against_eager(config, data, GRAPH_WARMUP + 5),
+            "graph_against_eager_lr_decay": graph_against_eager(config, data, GRAPH_WARMUP + 5, lr_decay=True)}
+           if config.cuda_graph else {}),
     }
 
 

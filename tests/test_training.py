@@ -516,7 +516,11 @@ def test_the_training_benchmark_times_the_loops_parts_and_reports_its_recipe(tmp
     # the report's form of a --cuda-graph result (its figures are this CPU run's: only the rendering is checked)
     graphed = dict(result, config=dict(result["config"], critic_dtype="float32", cuda_graph=True),
                    graph_against_eager={"iterations": 8, "eager_iterations": 3, "loss_max_abs_difference": 0.5,
-                                        "generator_weights_max_abs_difference": 0.25})
+                                        "generator_weights_max_abs_difference": 0.25},
+                   graph_against_eager_lr_decay={"iterations": 8, "eager_iterations": 3,
+                                                 "loss_max_abs_difference": 0.0,
+                                                 "generator_weights_max_abs_difference": 0.0,
+                                                 "learning_rate_share_at_end": 0.851})
     (tmp_path / "train-cpu-graph.json").write_text(json.dumps(graphed))
     write_report(tmp_path, tmp_path / "benchmarks.md")
     report = (tmp_path / "benchmarks.md").read_text().splitlines()
@@ -525,6 +529,8 @@ def test_the_training_benchmark_times_the_loops_parts_and_reports_its_recipe(tmp
     assert sum("| 8 | default, CUDA graph |" in line for line in report) == 1
     assert any("default, CUDA graph: over 8 iterations" in line and "by at most 0.5" in line and "by 0.25." in line
                for line in report)
+    assert any("default, CUDA graph, `--lr-decay` (rates falling to 0.85 of their start): over 8" in line
+               and "by at most 0 and G's weights by 0." in line for line in report)
 
 
 @pytest.mark.parametrize("options", [dict(MOMENTS, late_moment_momentum=0.5), SLOW],
