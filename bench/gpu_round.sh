@@ -46,7 +46,8 @@ step render-1024 bench render --resolution 1024 --device "$device" --json "$out/
 step train bench train --device "$device" --json "$out/train-$device.json"
 step train-paper bench train --device "$device" --paper --json "$out/train-$device-paper.json"
 step train-bf16 bench train --device "$device" --critic-dtype bfloat16 --json "$out/train-$device-bf16.json"
-# Issue 17: each iteration replayed as one CUDA graph, and its losses against eager iterations from the same seed
+# Issue 17: each iteration replayed as one CUDA graph, and its losses against eager iterations from the same seed,
+# with constant and with falling (--lr-decay) learning rates
 # (never run yet: a failure here is the first news of how capture fares)
 step train-graph bench train --device "$device" --cuda-graph --json "$out/train-$device-graph.json"
 # Issue 17: larger batches, where a GPU pays less per window than the CPU does (the batch study's other half, which
