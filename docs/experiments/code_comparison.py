@@ -73,19 +73,24 @@ def permutation_p(a: np.ndarray, b: np.ndarray) -> float:
     return extreme / math.comb(len(pooled), len(a))
 
 
+def compare(groups: dict[str, np.ndarray]) -> dict:
+    """Two groups' values of one figure: mean, standard deviation and count of each, and the two tests' p."""
+    (first, a), (second, b) = groups.items()
+    return {
+        first: {"mean": round(float(a.mean()), 3), "std": round(float(a.std(ddof=1)), 3), "n": len(a)},
+        second: {"mean": round(float(b.mean()), 3), "std": round(float(b.std(ddof=1)), 3), "n": len(b)},
+        "mann_whitney_p": round(float(mannwhitneyu(a, b, alternative="two-sided").pvalue), 4),
+        "permutation_p": round(permutation_p(a, b), 4),
+    }
+
+
 def main() -> None:
     runs = gather()
     report = {"arm": ARM, "iterations": 2500, "runs": {code: {str(k): v for k, v in sorted(seeds.items())}
                                                         for code, seeds in runs.items()}, "figures": {}}
     for figure in FIGURES:
-        old, new = (np.array([r[figure] for _, r in sorted(runs[c].items())], dtype=float)
-                    for c in ("session 14", "session 15"))
-        report["figures"][figure] = {
-            "session 14": {"mean": round(float(old.mean()), 3), "std": round(float(old.std(ddof=1)), 3), "n": len(old)},
-            "session 15": {"mean": round(float(new.mean()), 3), "std": round(float(new.std(ddof=1)), 3), "n": len(new)},
-            "mann_whitney_p": round(float(mannwhitneyu(old, new, alternative="two-sided").pvalue), 4),
-            "permutation_p": round(permutation_p(old, new), 4),
-        }
+        report["figures"][figure] = compare({c: np.array([r[figure] for _, r in sorted(runs[c].items())], dtype=float)
+                                             for c in ("session 14", "session 15")})
     json.dump(report, sys.stdout, indent=1)
     print()
 
