@@ -699,7 +699,6 @@ def test_cli_bad_input_is_one_line(tmp_path):
     assert proc.returncode == 1 and err.startswith("svgan-train: error: cannot read W+ data") and "\n" not in err.strip()
 
 
-
 def test_cli_max_minutes_stops_a_run_with_a_checkpoint_once_its_time_is_spent(tmp_path, data_file):
     """--max-minutes: "the best model ten minutes buy". It stops between iterations after the budget, never before,
     exits 0 and leaves a checkpoint that resumes."""

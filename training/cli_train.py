@@ -139,7 +139,8 @@ def main(data: Path, run_dir: Path, epochs: int, batch_size: int, critic_steps: 
          late_moment_weight: float | None, late_moment_components: int, late_moment_over: str | None,
          late_moment_windows: int | None, late_moment_ages: int | None, late_moment_directions: int | None,
          late_moment_momentum: float, lr_decay: float, checkpoint_every: int, max_iterations: int | None,
-         max_minutes: float | None, device: str, cuda_graph: bool, seed: int, resume: bool, json_out: Path | None) -> None:
+         max_minutes: float | None, device: str, cuda_graph: bool, seed: int, resume: bool,
+         json_out: Path | None) -> None:
     """Train StyleVideoGAN's recurrent W+ generator on DATA (a W+ sequence from svgan-embed).
 
     WGAN-GP + gradient angle penalty, EMA of G, PCA-32 basis of the training codes saved in the run. By default
