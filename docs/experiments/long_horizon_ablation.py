@@ -111,6 +111,12 @@ ARMS: dict[str, list[str]] = {
                                                          "--late-moments", "1", "--late-moments-over", "windows",
                                                          "--late-moment-windows", "256", "--late-moment-ages", "4",
                                                          "--late-moment-directions", "32"],
+    # the same with twice the pool: at 256 windows and a 256-state pool each stratum's draw is its whole stratum, so
+    # L_M reads the entire pool every step, and G can meet the moments of these 256 states alone
+    "pool512-quarter-window-moments-256-ages4-directions": ["--pool-size", "512", "--pool-fraction", "0.25",
+                                                            "--late-moments", "1", "--late-moments-over", "windows",
+                                                            "--late-moment-windows", "256", "--late-moment-ages", "4",
+                                                            "--late-moment-directions", "32"],
     "slow": ["--slow-weight", "1"],    # the slow critic: 64 samples every 10 frames of the top 8 PCs
     "pool-slow": ["--pool-size", "256", "--slow-weight", "1"],
 }
