@@ -42,6 +42,19 @@ BATCH, WINDOW = 32, 25   # windows per batch, frames per window (the paper's t)
 # the directions arm's)
 COMMON = ["--paper", "--model", "small", "--batch-size", str(BATCH), "--lr-g", "1e-3", "--lr-c", "1e-3",
           "--checkpoint-every", "250"]
+# svgan-train's defaults since session 14 (the directions arm with 128 windows for L_M), spelled out for --paper
+DEFAULT_RECIPE = ["--pool-size", "256", "--pool-fraction", "0.25", "--late-moments", "1", "--late-moments-over",
+                  "windows", "--late-moment-windows", "128", "--late-moment-ages", "4", "--late-moment-directions", "32"]
+
+
+def changed(options: list[str], values: dict[str, str]) -> list[str]:
+    """`options` with the value after each flag in `values` replaced."""
+    out = list(options)
+    for flag, value in values.items():
+        out[out.index(flag) + 1] = value
+    return out
+
+
 ARMS: dict[str, list[str]] = {
     "paper": [],                       # GAP, every window starts at init(i)
     "nogap": ["--no-gap"],             # the paper's ablation
@@ -101,22 +114,14 @@ ARMS: dict[str, list[str]] = {
                                                                 "4", "--late-moment-directions", "32",
                                                                 "--late-moment-momentum", "0.1"],
     # the directions arm with 4x the windows for L_M (32 per age stratum): the same noise taken down by brute force
-    "pool-quarter-window-moments-128-ages4-directions": ["--pool-size", "256", "--pool-fraction", "0.25",
-                                                         "--late-moments", "1", "--late-moments-over", "windows",
-                                                         "--late-moment-windows", "128", "--late-moment-ages", "4",
-                                                         "--late-moment-directions", "32"],
+    "pool-quarter-window-moments-128-ages4-directions": DEFAULT_RECIPE,
     # the default (the 128-window arm) with twice its windows (64 per age stratum): over 18 seeds the default's
     # smallest late spread is 0.85 +- 0.05 (long-horizon.md §5c), under the goal's 0.9; is what is left L_M's noise?
-    "pool-quarter-window-moments-256-ages4-directions": ["--pool-size", "256", "--pool-fraction", "0.25",
-                                                         "--late-moments", "1", "--late-moments-over", "windows",
-                                                         "--late-moment-windows", "256", "--late-moment-ages", "4",
-                                                         "--late-moment-directions", "32"],
+    "pool-quarter-window-moments-256-ages4-directions": changed(DEFAULT_RECIPE, {"--late-moment-windows": "256"}),
     # the same with twice the pool: at 256 windows and a 256-state pool each stratum's draw is its whole stratum, so
     # L_M reads the entire pool every step, and G can meet the moments of these 256 states alone
-    "pool512-quarter-window-moments-256-ages4-directions": ["--pool-size", "512", "--pool-fraction", "0.25",
-                                                            "--late-moments", "1", "--late-moments-over", "windows",
-                                                            "--late-moment-windows", "256", "--late-moment-ages", "4",
-                                                            "--late-moment-directions", "32"],
+    "pool512-quarter-window-moments-256-ages4-directions": changed(DEFAULT_RECIPE, {"--late-moment-windows": "256",
+                                                                                   "--pool-size": "512"}),
     "slow": ["--slow-weight", "1"],    # the slow critic: 64 samples every 10 frames of the top 8 PCs
     "pool-slow": ["--pool-size", "256", "--slow-weight", "1"],
 }
