@@ -44,7 +44,8 @@ COMMON = ["--paper", "--model", "small", "--batch-size", str(BATCH), "--lr-g", "
           "--checkpoint-every", "250"]
 # svgan-train's defaults since session 14 (the directions arm with 128 windows for L_M), spelled out for --paper
 DEFAULT_RECIPE = ["--pool-size", "256", "--pool-fraction", "0.25", "--late-moments", "1", "--late-moments-over",
-                  "windows", "--late-moment-windows", "128", "--late-moment-ages", "4", "--late-moment-directions", "32"]
+                  "windows", "--late-moment-windows", "128", "--late-moment-ages", "4",
+                  "--late-moment-directions", "32"]
 
 
 def changed(options: list[str], values: dict[str, str]) -> list[str]:
